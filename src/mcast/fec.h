@@ -25,8 +25,8 @@ unsigned fec_k(const struct fec *f);
  * the block whose source symbols are src[0..k) into out[0..n), len bytes
  * each. Returns 0 or -EINVAL.
  */
-int fec_encode(struct fec *f, const uint8_t *const *src, size_t len, const uint8_t *idx,
-	       unsigned n, uint8_t **out);
+int fec_encode(struct fec *f, const uint8_t *const *src, size_t len, const uint8_t *idx, unsigned n,
+               uint8_t **out);
 
 /*
  * Recovers the missing source symbols of a block. have[0..k) are k distinct
@@ -35,6 +35,6 @@ int fec_encode(struct fec *f, const uint8_t *const *src, size_t len, const uint8
  * Returns 0, or -EINVAL (duplicate or out-of-range index), or -ENOMEM.
  */
 int fec_decode(struct fec *f, const uint8_t *have, const uint8_t *const *sym, size_t len,
-	       const uint8_t *missing, unsigned nmiss, uint8_t **out);
+               const uint8_t *missing, unsigned nmiss, uint8_t **out);
 
 #endif

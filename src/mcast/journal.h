@@ -42,7 +42,7 @@ struct jr_header {
  * header read. Returns 0, -EINVAL (not a journal), or -ESTALE.
  */
 int jr_parse(const uint8_t *p, size_t len, const struct jr_header *want, struct jr_header *got,
-	     struct bitmap *done, uint32_t *ignored, const char **why);
+             struct bitmap *done, uint32_t *ignored, const char **why);
 
 /*
  * Opens path. With resume and an existing, matching journal, loads it into
@@ -50,7 +50,7 @@ int jr_parse(const uint8_t *p, size_t len, const struct jr_header *want, struct 
  * (want->receiver_id). *resumed tells which. Returns NULL with errno set.
  */
 struct journal *jr_open(const char *path, const struct jr_header *want, int resume,
-			struct bitmap *done, int *resumed, struct jr_header *got, const char **why);
+                        struct bitmap *done, int *resumed, struct jr_header *got, const char **why);
 /* Queues a record for chunk i (buffered). Returns 0 or -errno. */
 int jr_add(struct journal *j, uint32_t i);
 /* Writes queued records and fdatasyncs data_fd (if >= 0) first, then the journal. */

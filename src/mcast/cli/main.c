@@ -13,11 +13,11 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-	{"prepare", cmd_prepare, "cut a raw or qcow2 disk image into a prepared store"},
-	{"send", cmd_send, "multicast a prepared store to receivers"},
-	{"receive", cmd_receive, "receive an image from a sender and verify it"},
-	{"unpack", cmd_unpack, "rebuild the raw image from a prepared store"},
-	{"info", cmd_info, "show a prepared store's manifest"},
+    {"prepare", cmd_prepare, "cut a raw or qcow2 disk image into a prepared store"},
+    {"send", cmd_send, "multicast a prepared store to receivers"},
+    {"receive", cmd_receive, "receive an image from a sender and verify it"},
+    {"unpack", cmd_unpack, "rebuild the raw image from a prepared store"},
+    {"info", cmd_info, "show a prepared store's manifest"},
 };
 
 static void usage(FILE *f)

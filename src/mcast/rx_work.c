@@ -1,0 +1,401 @@
+/*
+ * The receiver's work off the network thread: FEC decoding, decompression,
+ * chunk hash check and write (one job per chunk on the pool), seeding from
+ * an older image (one job per range of chunks), and the whole-image hash,
+ * which must run in image order and so has a thread of its own.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "log.h"
+#include "receiver.h"
+#include "sha256.h"
+
+#define SEED_RANGE 64 /* chunks per seeding job */
+
+static void wake(struct rx *r)
+{
+	uint64_t one = 1;
+
+	(void)!write(r->ev_fd, &one, sizeof(one));
+}
+
+static void post(struct rx *r, struct rx_done *d)
+{
+	struct rx_done **pp;
+
+	pthread_mutex_lock(&r->lock);
+	for (pp = &r->done_head; *pp; pp = &(*pp)->next)
+		;
+	d->next = NULL;
+	*pp = d;
+	pthread_mutex_unlock(&r->lock);
+	wake(r);
+}
+
+struct rx_done *rx_take_done(struct rx *r)
+{
+	struct rx_done *d;
+
+	pthread_mutex_lock(&r->lock);
+	d = r->done_head;
+	r->done_head = NULL;
+	pthread_mutex_unlock(&r->lock);
+	return d;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static ssize_t pread_all(int fd, uint8_t *p, size_t n, off_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t rd = pread(fd, p + got, n - got, off + (off_t)got);
+
+		if (rd < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (rd == 0)
+			break;
+		got += (size_t)rd;
+	}
+	return (ssize_t)got;
+}
+
+/* Recovers the missing source symbols of every block; returns 0 or -EBADMSG. */
+static int decode(struct rx *r, struct rchunk *c)
+{
+	struct mc_geom g;
+
+	mc_geom(c->stored_len, &g);
+	for (uint16_t b = 0; b < c->nblocks; b++) {
+		struct rblock *bl = &c->blk[b];
+		uint8_t have[FEC_MAX_K], missing[FEC_MAX_K];
+		const uint8_t *sym[FEC_MAX_K];
+		uint8_t *out[FEC_MAX_K];
+		unsigned nh = 0, nm = 0;
+		uint32_t first;
+		uint16_t k;
+		int rc;
+
+		mc_block(&g, b, &first, &k);
+		if (bl->npar == 0)
+			continue;
+		for (uint16_t i = 0; i < k; i++) {
+			uint8_t *p = c->buf + (size_t)(first + i) * MC_SYM;
+
+			if ((bl->mask[i >> 6] >> (i & 63)) & 1) {
+				have[nh] = (uint8_t)i;
+				sym[nh++] = p;
+			} else {
+				missing[nm] = (uint8_t)i;
+				out[nm++] = p;
+			}
+		}
+		for (uint8_t j = 0; j < bl->npar && nh < k; j++) {
+			have[nh] = bl->paridx[j];
+			sym[nh++] = bl->par + (size_t)j * MC_SYM;
+		}
+		if (nm == 0)
+			continue;
+		if (nh < k)
+			return -EBADMSG;
+		pthread_mutex_lock(&r->fec_lock);
+		if (!r->fec[k])
+			r->fec[k] = fec_new(k);
+		rc = r->fec[k] ? fec_decode(r->fec[k], have, sym, MC_SYM, missing, nm, out)
+		               : -ENOMEM;
+		pthread_mutex_unlock(&r->fec_lock);
+		if (rc < 0)
+			return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
+	}
+	return 0;
+}
+
+static void chunk_job(void *arg)
+{
+	struct rx_done *d = arg;
+	struct rx *r = d->r;
+	struct rchunk *c = d->ch;
+	const struct mf_chunk *e = &r->m.chunks[c->idx];
+	uint32_t raw_len = mf_chunk_raw_len(&r->m, c->idx);
+	uint8_t *raw = c->buf, *tmp = NULL;
+	uint8_t h[SHA256_LEN];
+	int rc = decode(r, c);
+
+	if (rc == 0 && (e->flags & MF_ZSTD)) {
+		size_t n;
+
+		tmp = malloc(raw_len ? raw_len : 1);
+		if (!tmp) {
+			rc = -ENOMEM;
+		} else {
+			n = ZSTD_decompress(tmp, raw_len, c->buf, c->stored_len);
+			if (ZSTD_isError(n) || n != raw_len)
+				rc = -EBADMSG;
+			raw = tmp;
+		}
+	} else if (rc == 0 && c->stored_len != raw_len) {
+		rc = -EBADMSG;
+	}
+	if (rc == 0) {
+		sha256_buf(raw, raw_len, h);
+		if (!ct_equal(h, e->sha256, SHA256_LEN))
+			rc = -EBADMSG;
+	}
+	if (rc == 0)
+		rc = pwrite_all(r->out_fd, raw, raw_len, (off_t)c->idx * r->m.chunk_size);
+	free(tmp);
+	d->result = rc;
+	post(r, d);
+}
+
+void rx_submit_chunk(struct rx *r, struct rchunk *c)
+{
+	struct rx_done *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		log_error("out of memory");
+		abort();
+	}
+	d->r = r;
+	d->kind = RXJ_CHUNK;
+	d->ch = c;
+	if (pool_submit(r->pool, chunk_job, d) < 0) {
+		/* Cannot queue: give it straight back as failed; it is asked for again. */
+		d->result = -ENOMEM;
+		post(r, d);
+	}
+}
+
+static void seed_job(void *arg)
+{
+	struct rx_done *d = arg;
+	struct rx *r = d->r;
+	uint8_t *buf = malloc(r->m.chunk_size);
+	uint8_t h[SHA256_LEN];
+
+	d->result = buf ? 0 : -ENOMEM;
+	for (uint32_t i = 0; buf && i < d->count; i++) {
+		uint32_t c = d->first + i, len = mf_chunk_raw_len(&r->m, c);
+		off_t off = (off_t)c * r->m.chunk_size;
+		ssize_t got;
+
+		if ((r->m.chunks[c].flags & MF_ZERO) || bm_get(&r->done, c))
+			continue;
+		got = pread_all(r->seed_fd, buf, len, off);
+		if (got != (ssize_t)len)
+			continue; /* the old image is shorter: nothing to take here */
+		sha256_buf(buf, len, h);
+		if (!ct_equal(h, r->m.chunks[c].sha256, SHA256_LEN))
+			continue;
+		if (pwrite_all(r->out_fd, buf, len, off) < 0) {
+			d->result = -errno;
+			break;
+		}
+		bm_set(&d->seeded, i);
+	}
+	free(buf);
+	post(r, d);
+}
+
+int rx_submit_seed(struct rx *r)
+{
+	for (uint32_t first = 0; first < r->m.chunk_count; first += SEED_RANGE) {
+		struct rx_done *d = calloc(1, sizeof(*d));
+		uint32_t n =
+		    r->m.chunk_count - first < SEED_RANGE ? r->m.chunk_count - first : SEED_RANGE;
+
+		if (!d || bm_init(&d->seeded, n) < 0) {
+			free(d);
+			return -ENOMEM;
+		}
+		d->r = r;
+		d->kind = RXJ_SEED;
+		d->first = first;
+		d->count = n;
+		if (pool_submit(r->pool, seed_job, d) < 0) {
+			bm_free(&d->seeded);
+			free(d);
+			return -ENOMEM;
+		}
+		r->seed_jobs++;
+	}
+	return 0;
+}
+
+static void *hasher_main(void *arg)
+{
+	struct rx *r = arg;
+	struct sha256_ctx *ctx = sha256_new();
+	uint8_t *buf = malloc(r->m.chunk_size), *zero = calloc(1, r->m.chunk_size);
+	int result = 0;
+
+	if (!ctx || !buf || !zero)
+		result = -ENOMEM;
+	pthread_mutex_lock(&r->lock);
+	while (result == 0 && !r->hstop && r->hnext < r->m.chunk_count) {
+		uint32_t i = r->hnext, len;
+
+		if (!bm_get(&r->hready, i)) {
+			pthread_cond_wait(&r->hcond, &r->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&r->lock);
+		len = mf_chunk_raw_len(&r->m, i);
+		if (r->m.chunks[i].flags & MF_ZERO) {
+			sha256_update(ctx, zero, len);
+		} else {
+			ssize_t got = pread_all(r->out_fd, buf, len, (off_t)i * r->m.chunk_size);
+
+			if (got != (ssize_t)len)
+				result = got < 0 ? (int)got : -EIO;
+			else
+				sha256_update(ctx, buf, len);
+		}
+		pthread_mutex_lock(&r->lock);
+		r->hnext++;
+	}
+	if (result == 0 && r->hnext == r->m.chunk_count) {
+		sha256_final(ctx, r->image_hash);
+		result = ct_equal(r->image_hash, r->m.image_sha256, SHA256_LEN) ? 0 : -EBADMSG;
+	}
+	r->hresult = result;
+	r->hdone = !r->hstop;
+	pthread_mutex_unlock(&r->lock);
+	sha256_free(ctx);
+	free(buf);
+	free(zero);
+	wake(r);
+	return NULL;
+}
+
+void rx_hash_ready(struct rx *r, uint32_t i)
+{
+	pthread_mutex_lock(&r->lock);
+	bm_set(&r->hready, i);
+	if (i == r->hnext)
+		pthread_cond_signal(&r->hcond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int rx_hash_start(struct rx *r)
+{
+	if (r->hasher_started) {
+		pthread_mutex_lock(&r->lock);
+		r->hstop = true;
+		pthread_cond_signal(&r->hcond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->hasher, NULL);
+		r->hasher_started = false;
+	}
+	pthread_mutex_lock(&r->lock);
+	bm_clear_all(&r->hready);
+	for (uint32_t i = bm_next_set(&r->done, 0); i < r->m.chunk_count;
+	     i = bm_next_set(&r->done, i + 1))
+		bm_set(&r->hready, i);
+	r->hnext = 0;
+	r->hstop = false;
+	r->hdone = false;
+	r->hresult = 0;
+	pthread_mutex_unlock(&r->lock);
+	if (pthread_create(&r->hasher, NULL, hasher_main, r) != 0)
+		return -EAGAIN;
+	r->hasher_started = true;
+	return 0;
+}
+
+uint32_t rx_rescan(struct rx *r)
+{
+	uint8_t *buf = malloc(r->m.chunk_size);
+	uint8_t h[SHA256_LEN];
+	uint32_t bad = 0;
+
+	if (!buf)
+		return 0;
+	for (uint32_t c = 0; c < r->m.chunk_count; c++) {
+		uint32_t len = mf_chunk_raw_len(&r->m, c);
+		bool ok =
+		    pread_all(r->out_fd, buf, len, (off_t)c * r->m.chunk_size) == (ssize_t)len;
+
+		if (ok) {
+			sha256_buf(buf, len, h);
+			ok = ct_equal(h, r->m.chunks[c].sha256, SHA256_LEN);
+		}
+		if (ok)
+			continue;
+		bad++;
+		if (r->m.chunks[c].flags & MF_ZERO) {
+			/* Nobody sends a zero chunk: write its zeros here. */
+			memset(buf, 0, len);
+			(void)pwrite_all(r->out_fd, buf, len, (off_t)c * r->m.chunk_size);
+		} else {
+			bm_clear(&r->done, c);
+		}
+	}
+	free(buf);
+	return bad;
+}
+
+int rx_work_start(struct rx *r)
+{
+	r->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->ev_fd < 0)
+		return -errno;
+	r->pool = pool_new(r->o->threads ? r->o->threads : 2);
+	return r->pool ? 0 : -ENOMEM;
+}
+
+void rx_work_stop(struct rx *r)
+{
+	struct rx_done *d;
+
+	if (r->hasher_started) {
+		pthread_mutex_lock(&r->lock);
+		r->hstop = true;
+		pthread_cond_signal(&r->hcond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->hasher, NULL);
+		r->hasher_started = false;
+	}
+	pool_free(r->pool);
+	r->pool = NULL;
+	for (d = rx_take_done(r); d;) {
+		struct rx_done *next = d->next;
+
+		if (d->kind == RXJ_CHUNK)
+			rx_free_chunk(r, d->ch);
+		bm_free(&d->seeded);
+		free(d);
+		d = next;
+	}
+	for (unsigned k = 0; k <= FEC_MAX_K; k++) {
+		fec_free(r->fec[k]);
+		r->fec[k] = NULL;
+	}
+	if (r->ev_fd >= 0)
+		close(r->ev_fd);
+	r->ev_fd = -1;
+}

@@ -1,0 +1,120 @@
+/* The sender's private state, shared by sender.c (control) and sender_tx.c (data). */
+#ifndef MC_SENDER_H
+#define MC_SENDER_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "bitmap.h"
+#include "fec.h"
+#include "manifest.h"
+#include "mlcast.h"
+#include "proto.h"
+#include "ratectl.h"
+
+#define SND_BATCH 32
+#define SND_WIRE_OVERHEAD 42 /* Ethernet, IPv4 and UDP headers per packet */
+
+struct snd_rx {
+	uint32_t rid;
+	struct sockaddr_in addr;
+	struct mc_rx_view v;
+	bool have_manifest;
+	bool ready; /* sent its last NEED */
+	bool done_reported;
+	struct rc_peer rc;
+	uint8_t lag_votes; /* consecutive reports pointing one way */
+	uint64_t last_heard_ms, joined_ms;
+	uint64_t drop_sent_ms;
+};
+
+struct snd_ctl { /* a unicast packet waiting for a batch slot */
+	struct sockaddr_in to;
+	uint16_t len;
+	uint8_t buf[MC_MAX_PKT];
+};
+
+struct snd {
+	const struct mc_send_opts *o;
+	struct manifest m;
+	uint8_t *mf_bytes;
+	size_t mf_len;
+	const uint8_t *data; /* mmap of the store's data file */
+	size_t data_len;
+	int fd;
+	struct sockaddr_in group;
+	uint32_t session, seq;
+	uint64_t t0_ms;
+	int state; /* enum mc_sstate */
+
+	struct snd_rx *rx;
+	unsigned nrx, caprx;
+	struct mc_rx_view *views;
+
+	struct ratectl rc;
+	double tokens; /* bytes */
+	uint64_t tokens_ns;
+
+	/* Per chunk: where its blocks start in the per-block arrays. */
+	uint32_t *blk_base; /* chunk_count + 1 entries */
+	uint32_t nblk;
+	uint8_t *next_idx;        /* per block: next symbol index to send as repair */
+	uint16_t *repair_pending; /* per block: symbols asked for, not yet sent */
+	struct bitmap repair_queued;
+	uint32_t *rq; /* ring of block numbers with pending repairs */
+	uint32_t rq_head, rq_len;
+
+	/* The sweep: chunks demanded whole, sent in order, cyclically. */
+	struct bitmap demand;
+	uint32_t sweep, cursor;
+	bool emitting;     /* a chunk is being emitted at cursor */
+	uint32_t emit_pos; /* position in the interleaved symbol order */
+	uint32_t emit_rounds;
+	uint16_t emit_parity; /* proactive parity per block for this chunk */
+	uint16_t poll_round;
+
+	/* Manifest fragments while a receiver lacks the manifest. */
+	uint32_t mf_off;
+	unsigned slot_tick;
+
+	struct mc_list adv;
+	uint64_t adv_first_ms;
+
+	struct snd_ctl *ctlq;
+	unsigned nctl, capctl;
+
+	struct fec *fec[FEC_MAX_K + 1];
+	uint8_t *pad; /* MC_SYM scratch: a chunk's last, short source symbol */
+
+	/* Batch under construction. */
+	struct mmsghdr msgs[SND_BATCH];
+	struct iovec iov[SND_BATCH][2];
+	uint8_t hdr[SND_BATCH][MC_MAX_PKT];
+	struct sockaddr_in to[SND_BATCH]; /* unicast destinations */
+	uint8_t *parity[SND_BATCH];       /* MC_SYM each */
+	unsigned nbatch, sent_in_batch;
+	uint64_t batch_bytes;
+
+	struct mc_send_status st;
+	uint64_t last_ann_ms, last_poll_ms, last_tick_ms, last_status_ms, last_check_ms;
+	uint32_t last_poll_cursor, last_poll_sweep;
+	uint16_t loss_est; /* per mille: proactive parity follows this */
+};
+
+/* sender_tx.c */
+int snd_tx_init(struct snd *s);
+void snd_tx_free(struct snd *s);
+/* Fills the batch with up to max packets by priority; returns how many. */
+unsigned snd_fill(struct snd *s, unsigned max, uint64_t now_ms);
+/* Queues a unicast control packet. */
+void snd_queue_ctl(struct snd *s, const struct sockaddr_in *to, const struct mc_pkt *p);
+/* Appends a multicast control packet to the batch (no tokens needed). */
+void snd_batch_mcast(struct snd *s, const struct mc_pkt *p);
+/* Adds a repair request for block (chunk, block) of count symbols. */
+void snd_want_repair(struct snd *s, uint32_t chunk, uint16_t block, uint16_t count);
+bool snd_has_work(const struct snd *s);
+uint16_t snd_stamp_seq(struct snd *s);
+
+#endif
