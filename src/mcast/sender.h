@@ -3,6 +3,8 @@
 #define MC_SENDER_H
 
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -43,6 +45,11 @@ struct snd {
 	size_t mf_len;
 	const uint8_t *data; /* mmap of the store's data file */
 	size_t data_len;
+	/* A thread reads ahead of the sweep so page faults never stall sending. */
+	pthread_t prefetch;
+	bool prefetch_started;
+	atomic_bool prefetch_stop;
+	_Atomic uint64_t prefetch_from; /* data offset the sweep is at */
 	int fd;
 	struct sockaddr_in group;
 	uint32_t session, seq;

@@ -344,6 +344,7 @@ static bool start_chunk(struct snd *s)
 		c = bm_next_set(&s->demand, 0);
 	}
 	s->cursor = c;
+	atomic_store(&s->prefetch_from, s->m.chunks[c].offset);
 	bm_clear(&s->demand, c);
 	mc_geom(s->m.chunks[c].stored_len, &g);
 	mc_block(&g, 0, &first, &kmax);

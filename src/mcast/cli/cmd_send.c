@@ -66,14 +66,24 @@ static void json_rx(const struct mc_rx_view *v)
 static void draw(struct send_ui *ui, const struct mc_send_status *st)
 {
 	static const char *const sname[] = {"", "waiting for receivers", "sending", "ending"};
-	char b1[32], b2[32];
+	char b1[32], b2[32], b3[32];
+	double done = 0, need = 0, eta = -1;
 
+	for (unsigned i = 0; i < st->nrx; i++) {
+		if (st->rx[i].state == MC_V_FAILED || st->rx[i].state == MC_V_DROPPED)
+			continue;
+		done += st->rx[i].chunks_done;
+		need += st->rx[i].chunks_needed;
+	}
+	if (st->state == MC_S_SENDING && done > 0 && need > done)
+		eta = st->elapsed_s * (need - done) / done;
 	if (ui->drawn)
 		fprintf(stderr, "\033[%uA", ui->drawn);
-	fprintf(stderr, "\033[2K%s  %s  %.0f Mbit/s  sent %s  receivers %u\n",
+	fprintf(stderr, "\033[2K%s  %s  %5.1f%%  %.0f Mbit/s  sent %s  ETA %s  receivers %u\n",
 	        sname[st->state > 0 && st->state <= 3 ? st->state : 0],
-	        cli_duration(st->elapsed_s, b1, sizeof(b1)), st->rate_bps / 1e6,
-	        cli_bytes((double)st->wire_bytes, b2, sizeof(b2)), st->nrx);
+	        cli_duration(st->elapsed_s, b1, sizeof(b1)), need > 0 ? 100.0 * done / need : 0.0,
+	        st->rate_bps / 1e6, cli_bytes((double)st->wire_bytes, b2, sizeof(b2)),
+	        cli_duration(eta, b3, sizeof(b3)), st->nrx);
 	for (unsigned i = 0; i < st->nrx && i < 40; i++) {
 		const struct mc_rx_view *v = &st->rx[i];
 		double pct = v->chunks_needed ? 100.0 * v->chunks_done / v->chunks_needed
