@@ -107,6 +107,7 @@ struct pool *pool_new(unsigned nthreads)
 	struct pool *p = NULL, *ret = NULL;
 	sigset_t all, old;
 	bool mu = false, work = false, idle = false, masked = false;
+	int rc = 0;
 
 	if (nthreads < 1 || nthreads > POOL_MAX_THREADS) {
 		errno = EINVAL;
@@ -115,28 +116,29 @@ struct pool *pool_new(unsigned nthreads)
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		goto out;
-	if (pthread_mutex_init(&p->mu, NULL) != 0)
+	rc = pthread_mutex_init(&p->mu, NULL);
+	if (rc != 0)
 		goto out;
 	mu = true;
-	if (pthread_cond_init(&p->work, NULL) != 0)
+	rc = pthread_cond_init(&p->work, NULL);
+	if (rc != 0)
 		goto out;
 	work = true;
-	if (pthread_cond_init(&p->idle, NULL) != 0)
+	rc = pthread_cond_init(&p->idle, NULL);
+	if (rc != 0)
 		goto out;
 	idle = true;
 
 	/* Threads inherit the creator's mask: block everything while creating them. */
 	sigfillset(&all);
-	if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
+	rc = pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (rc != 0)
 		goto out;
 	masked = true;
 	for (unsigned i = 0; i < nthreads; i++) {
-		int rc = pthread_create(&p->threads[i], NULL, worker, p);
-
-		if (rc != 0) {
-			errno = rc;
+		rc = pthread_create(&p->threads[i], NULL, worker, p);
+		if (rc != 0)
 			goto out;
-		}
 		p->nthreads++;
 	}
 	ret = p;
@@ -144,7 +146,8 @@ out:
 	if (masked)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret == NULL && p != NULL) {
-		int saved = errno;
+		/* pthread calls return their error; callers look at errno. */
+		int saved = rc ? rc : errno;
 
 		if (p->nthreads > 0)
 			stop_workers(p);

@@ -52,7 +52,7 @@ int snd_tx_init(struct snd *s)
 		}
 	}
 	for (unsigned i = 0; i < SND_BATCH; i++) {
-		s->parity[i] = aligned_alloc(64, MC_SYM);
+		s->parity[i] = aligned_alloc(64, (MC_SYM + 63) / 64 * 64);
 		if (!s->parity[i])
 			return -ENOMEM;
 	}

@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for conf_load_string() (conf.c over inih) with a key
  * table holding every key type. Checks the error contract too: success
- * leaves err empty, failure names the file and a line.
+ * leaves err empty, failure names the file and a line, and conf.c's own
+ * reading of each line agrees with inih's.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (s.verbose != 0 && s.verbose != 1)
 			abort();
 	} else if (rc > 0 || strncmp(err, "fuzz.conf:", 10) != 0) {
+		abort();
+	} else if (strcmp(err + 10 + strspn(err + 10, "0123456789"), ": syntax error") == 0) {
+		/*
+		 * conf.c's line classifier should explain every error inih
+		 * finds; this generic message means the two disagreed.
+		 */
 		abort();
 	}
 	conf_free_strings(keys, sizeof(keys) / sizeof(keys[0]), &s);

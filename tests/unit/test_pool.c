@@ -39,7 +39,9 @@ static void test_bounds(void **state)
 	struct pool *p;
 
 	(void)state;
+	errno = 0;
 	assert_null(pool_new(0));
+	assert_int_equal(errno, EINVAL);
 	assert_null(pool_new(65));
 	assert_null(pool_new(100000));
 	p = pool_new(64);

@@ -1,0 +1,48 @@
+# Microlinux: the usual entry points. Everything real happens in meson
+# (build), scripts/ (deps, checks, demo) and bench/; this file only strings
+# them together. On a fresh Debian 12 machine, as root: `make demo`, `make check`.
+
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+FUZZ_DIR ?= build-fuzz
+MESON ?= meson
+NINJA ?= ninja
+
+# `make fuzz` runs each harness FUZZ_SECONDS (60 by default); `make check`
+# uses check.sh's own default (10) unless FUZZ_SECONDS is given.
+FUZZ_SECONDS_GIVEN := $(filter command line environment,$(origin FUZZ_SECONDS))
+FUZZ_SECONDS ?= 60
+
+TREES := BUILD_DIR=$(BUILD_DIR) ASAN_DIR=$(ASAN_DIR) FUZZ_DIR=$(FUZZ_DIR)
+
+.DEFAULT_GOAL := build
+.PHONY: build demo check bench fuzz format deps clean
+# Packages must be installed before anything builds, even under make -j.
+.NOTPARALLEL:
+
+# Configures the build tree on first use; ninja reconfigures it when meson files change.
+build:
+	@test -f $(BUILD_DIR)/build.ninja || $(MESON) setup $(BUILD_DIR)
+	$(NINJA) -C $(BUILD_DIR)
+
+demo: deps build
+	bash scripts/demo.sh
+
+check: deps
+	$(TREES) $(if $(FUZZ_SECONDS_GIVEN),FUZZ_SECONDS=$(FUZZ_SECONDS)) bash scripts/check.sh
+
+bench: deps build
+	bash bench/mcast-vs-peers
+
+# The same fuzz tree and runs as `make check`, only longer.
+fuzz: deps
+	$(TREES) CHECK_PARTS=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/check.sh
+
+format:
+	find src tests \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r clang-format -i
+
+deps:
+	bash scripts/install-deps.sh
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building, testing, fuzzing and
+# benchmarking Microlinux need -- only those that are missing, so that a
+# machine that has them all needs neither root nor the network.
+#
+#   scripts/install-deps.sh           install what is missing (root)
+#   scripts/install-deps.sh --check   only list what is missing; exit 1 if any
+#
+# The list lives here and only here; the Makefile's "deps" target runs this.
+set -euo pipefail
+
+PACKAGES=(
+	# Build: compiler and libc headers, meson + ninja, pkg-config to find libraries.
+	build-essential meson ninja-build pkg-config
+	# Fuzzing and formatting: clang, its libFuzzer/sanitizer runtimes, clang-format.
+	clang libclang-rt-14-dev clang-format
+	# Libraries (headers): OpenSSL (SHA-256, HMAC), zstd (chunk compression),
+	# ISA-L (Reed-Solomon FEC), inih (config files), cmocka (unit tests).
+	libssl-dev libzstd-dev libisal-dev libinih-dev libcmocka-dev
+	# Image tools for tests and the demo: zstd CLI, qemu-img (qcow2 images).
+	zstd qemu-utils
+	# Networking for integration tests and benchmarks: network namespaces,
+	# veth and netem (iproute2), packet loss and filtering (nftables).
+	iproute2 nftables
+	# Peers mlcast is benchmarked against: udp-sender/udp-receiver, UFTP,
+	# and iperf for the raw link rate.
+	udpcast uftp iperf
+	# Shell tools the scripts rely on: arithmetic, /usr/bin/time, ps/pkill,
+	# losetup/mount, mkfs.ext4, building a test root file system, helpers.
+	bc time procps util-linux e2fsprogs debootstrap python3
+)
+
+check_only=0
+case "${1:-}" in
+--check) check_only=1 ;;
+"") ;;
+-h | --help)
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+	;;
+*)
+	echo "install-deps: unknown option '$1' (try --help)" >&2
+	exit 2
+	;;
+esac
+
+# A package counts as present when dpkg says it is installed ("install ok
+# installed", or "hold ok installed"); "not-installed" and "config-files"
+# (removed, not purged) do not.
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [[ "$status" != *" installed" ]]; then
+		missing+=("$pkg")
+	fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+	echo "install-deps: all ${#PACKAGES[@]} packages are installed"
+	exit 0
+fi
+
+echo "install-deps: missing: ${missing[*]}"
+if [ "$check_only" -eq 1 ]; then
+	exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: installing packages needs root; run as root:" >&2
+	echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Wait for a dpkg lock held by another apt run rather than failing at once.
+apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
+echo "install-deps: apt-get update"
+apt-get "${apt_opts[@]}" update
+echo "install-deps: apt-get install ${missing[*]}"
+apt-get "${apt_opts[@]}" install --no-install-recommends "${missing[@]}"
+
+# Say so clearly if apt "succeeded" but a package is still absent.
+still=()
+for pkg in "${missing[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	[[ "$status" == *" installed" ]] || still+=("$pkg")
+done
+if [ "${#still[@]}" -gt 0 ]; then
+	echo "install-deps: still missing after apt-get install: ${still[*]}" >&2
+	exit 1
+fi
+echo "install-deps: installed ${#missing[@]} package(s)"
