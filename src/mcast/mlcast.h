@@ -19,6 +19,8 @@ struct mc_prepare_opts {
 	/* Called from the calling thread now and then; may be NULL. */
 	void (*progress)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
 	void *progress_ctx;
+	/* Set non-zero (e.g. from a signal) to stop; partial files are removed. */
+	volatile int *stop;
 };
 
 struct mc_prepare_stats {

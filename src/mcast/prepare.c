@@ -715,6 +715,11 @@ static int pp_pipeline(struct pp_state *r, struct pp_ctx *ctx, unsigned threads,
 		struct pp_slot *s;
 		bool hole;
 
+		if (o && o->stop && *o->stop) {
+			pp_err(err, errsz, "interrupted");
+			ret = -EINTR;
+			goto out;
+		}
 		/* Retire the oldest chunk when the ring is full or reading is done. */
 		if (i == count || i - retired == ctx->nslots) {
 			ret = pp_retire(r, ctx, retired, st, err, errsz);

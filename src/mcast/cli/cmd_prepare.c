@@ -114,6 +114,7 @@ int cmd_prepare(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	static volatile int stop;
 	struct mc_prepare_opts o = {0};
 	struct mc_prepare_stats st = {0};
 	struct prep_progress prog = {0};
@@ -174,6 +175,8 @@ int cmd_prepare(int argc, char **argv)
 		o.progress = prep_on_progress;
 		o.progress_ctx = &prog;
 	}
+	o.stop = &stop;
+	cli_catch_signals(&stop);
 	ret = mc_prepare(argv[optind], argv[optind + 1], &o, &st, err, sizeof(err));
 	if (prog.shown)
 		fprintf(stderr, "\r\033[K");
