@@ -304,21 +304,25 @@ int mc_encode(const struct mc_pkt *p, uint8_t *buf, size_t cap, const uint8_t *k
 		wcur_u16(&w, p->u.poll.round);
 		break;
 	case MC_REPAIR_ADV:
-		enc_list(&w, &p->u.list, false);
-		break;
 	case MC_NACK:
-		enc_list(&w, &p->u.list, true);
+		if (p->u.list.n > MC_MAX_NACK)
+			return -EINVAL;
+		enc_list(&w, &p->u.list, p->h.type == MC_NACK);
 		break;
 	case MC_END:
 		wcur_u8(&w, p->u.end_code);
 		break;
 	case MC_HELLO:
+		if (p->u.hello.namelen > MC_MAX_NAME)
+			return -EINVAL;
 		wcur_u32(&w, p->u.hello.rid);
 		wcur_u8(&w, p->u.hello.flags);
 		wcur_u8(&w, p->u.hello.namelen);
 		wcur_bytes(&w, p->u.hello.name, p->u.hello.namelen);
 		break;
 	case MC_NEED:
+		if (p->u.need.nbits > MC_MAX_NEED_BITS)
+			return -EINVAL;
 		wcur_u32(&w, p->u.need.rid);
 		wcur_u32(&w, p->u.need.first);
 		wcur_u16(&w, p->u.need.nbits);
@@ -349,6 +353,8 @@ int mc_encode(const struct mc_pkt *p, uint8_t *buf, size_t cap, const uint8_t *k
 		wcur_u16(&w, p->u.ack.nbits);
 		break;
 	case MC_DROP:
+		if (p->u.drop.textlen > MC_MAX_TEXT)
+			return -EINVAL;
 		wcur_u32(&w, p->u.drop.rid);
 		wcur_u8(&w, p->u.drop.code);
 		wcur_u8(&w, p->u.drop.textlen);

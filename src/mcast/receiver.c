@@ -59,6 +59,7 @@ static uint8_t wire_state(const struct rx *r)
 	case RX_RECEIVE:
 		return MC_R_RECEIVING;
 	case RX_VERIFY:
+	case RX_RESCAN:
 		return MC_R_VERIFYING;
 	default:
 		return r->fail_code ? MC_R_FAILED : MC_R_DONE;
@@ -183,6 +184,7 @@ static int open_output(struct rx *r)
 		bm_free(&jdone);
 		return -1;
 	}
+	r->jr_resumed = resumed;
 	if (r->o->resume && !resumed)
 		log_info("no usable journal (%s): receiving everything", why ? why : "none");
 	if (!resumed) {
@@ -253,12 +255,27 @@ static void enter_need(struct rx *r, uint64_t now_ms)
 	r->st.chunks_needed = r->needed_at_start;
 	if (check_space(r) < 0)
 		return;
-	if (r->o->seed)
-		log_info("seed: %llu chunks reused, %u to receive",
+	if (r->st.seeded_chunks)
+		log_info("%llu chunks reused, %u to receive",
 		         (unsigned long long)r->st.seeded_chunks, r->needed_at_start);
 	r->phase = RX_NEED;
 	r->need_first = 0;
 	send_need(r, now_ms);
+}
+
+/* After the partial output was checked (or when not resuming): the --seed image. */
+static void next_seed_stage(struct rx *r, uint64_t now_ms)
+{
+	if (r->o->seed && r->seed_stage < 2) {
+		r->seed_stage = 2;
+		log_info("hashing the seed %s", r->o->seed);
+		if (open_seed(r) < 0)
+			return;
+		if (rx_submit_seed(r, r->seed_fd) < 0)
+			fail(r, MC_FAIL_INTERNAL, "out of memory");
+		return;
+	}
+	enter_need(r, now_ms);
 }
 
 /* The manifest is whole and authentic: set everything up for receiving. */
@@ -276,17 +293,20 @@ static void start_local(struct rx *r, uint64_t now_ms)
 	}
 	if (open_output(r) < 0 || rx_hash_start(r) < 0)
 		return;
-	if (r->o->seed) {
-		if (open_seed(r) < 0 || rx_submit_seed(r) < 0)
-			return;
-		r->phase = RX_SEED;
-		log_info("manifest: %u chunks, %llu bytes; hashing the seed %s", r->m.chunk_count,
-		         (unsigned long long)r->m.image_size, r->o->seed);
-	} else {
-		log_info("manifest: %u chunks (%u zero), %llu bytes", r->m.chunk_count,
-		         r->m.chunk_count - r->nonzero, (unsigned long long)r->m.image_size);
-		enter_need(r, now_ms);
+	log_info("manifest: %u chunks (%u zero), %llu bytes", r->m.chunk_count,
+	         r->m.chunk_count - r->nonzero, (unsigned long long)r->m.image_size);
+	r->phase = RX_SEED;
+	if (r->jr_resumed) {
+		/*
+		 * Chunks written before the stop but not yet journaled are in the
+		 * partial output: hash them there rather than receive them again.
+		 */
+		r->seed_stage = 1;
+		if (rx_submit_seed(r, r->out_fd) < 0)
+			fail(r, MC_FAIL_INTERNAL, "out of memory");
+		return;
 	}
+	next_seed_stage(r, now_ms);
 }
 
 static void on_manifest(struct rx *r, const struct mc_manifest_frag *f, uint64_t now_ms)
@@ -352,6 +372,13 @@ static void on_announce(struct rx *r, const struct mc_pkt *p, const struct socka
 	}
 	if (a->chunk_count > MF_MAX_CHUNKS || a->manifest_len != want_len) {
 		r->st.bad_pkts++;
+		return;
+	}
+	if (a->manifest_len > RX_MAX_MANIFEST) {
+		fail(r, MC_FAIL_MANIFEST,
+		     "the sender's manifest (%u chunks) is larger than %u MiB: prepare the image "
+		     "with larger chunks",
+		     a->chunk_count, RX_MAX_MANIFEST >> 20);
 		return;
 	}
 	r->mf_buf = malloc(a->manifest_len);
@@ -524,6 +551,54 @@ static void read_socket(struct rx *r, int fd, uint64_t now_ms)
 	}
 }
 
+/* Queues chunk c for the journal; the next sync job writes it. */
+static void journal_later(struct rx *r, uint32_t c)
+{
+	if (r->njpend == r->capjpend) {
+		uint32_t cap = r->capjpend ? r->capjpend * 2 : 256;
+		uint32_t *n = realloc(r->jpend, cap * sizeof(*n));
+
+		if (!n)
+			return; /* the chunk is only received again after a restart */
+		r->jpend = n;
+		r->capjpend = cap;
+	}
+	r->jpend[r->njpend++] = c;
+}
+
+static void start_sync(struct rx *r)
+{
+	if (r->sync_busy || r->njpend == 0 || !r->jr)
+		return;
+	if (rx_submit_sync(r, r->jpend, r->njpend) == 0) {
+		r->jpend = NULL;
+		r->njpend = r->capjpend = 0;
+		r->sync_busy = true;
+	}
+}
+
+static void after_rescan(struct rx *r, int bad)
+{
+	log_warn("whole-image hash mismatch: %d chunk%s bad on disk", bad, bad == 1 ? "" : "s");
+	r->st.hash_failures++;
+	if (bad < 0) {
+		fail(r, MC_FAIL_INTERNAL, "rescanning the output: %s", strerror(-bad));
+		return;
+	}
+	if (bad == 0) {
+		fail(r, MC_FAIL_IMAGE_HASH,
+		     "whole-image hash mismatch although every chunk matches the manifest");
+		return;
+	}
+	r->st.chunks_done -= (uint32_t)bad < r->st.chunks_done ? (uint32_t)bad : r->st.chunks_done;
+	for (uint32_t c = 0; c < r->m.chunk_count; c++)
+		if (!bm_get(&r->done, c))
+			bm_set(&r->passed, c);
+	r->phase = r->done.count == r->m.chunk_count ? RX_VERIFY : RX_RECEIVE;
+	if (rx_hash_start(r) < 0)
+		fail(r, MC_FAIL_INTERNAL, "cannot restart the image hash");
+}
+
 static void take_done(struct rx *r, uint64_t now_ms)
 {
 	struct rx_done *d = rx_take_done(r), *next;
@@ -537,7 +612,7 @@ static void take_done(struct rx *r, uint64_t now_ms)
 			if (d->result == 0) {
 				bm_set(&r->done, c);
 				r->st.chunks_done++;
-				(void)jr_add(r->jr, c);
+				journal_later(r, c);
 				rx_hash_ready(r, c);
 			} else if (d->result == -EBADMSG || d->result == -ENOMEM) {
 				if (d->result == -EBADMSG) {
@@ -553,12 +628,20 @@ static void take_done(struct rx *r, uint64_t now_ms)
 				fail(r, MC_FAIL_IO, "%s: %s", r->tmp_path, strerror(-d->result));
 			}
 			rx_free_chunk(r, d->ch);
+		} else if (d->kind == RXJ_SYNC) {
+			r->sync_busy = false;
+			if (d->result < 0)
+				log_warn("journal not updated: %s", strerror(-d->result));
+			free(d->list);
+		} else if (d->kind == RXJ_RESCAN) {
+			if (r->phase == RX_RESCAN)
+				after_rescan(r, d->result);
 		} else {
 			for (uint32_t i = bm_next_set(&d->seeded, 0); i < d->count;
 			     i = bm_next_set(&d->seeded, i + 1)) {
 				if (bm_set(&r->done, d->first + i)) {
 					r->st.seeded_chunks++;
-					(void)jr_add(r->jr, d->first + i);
+					journal_later(r, d->first + i);
 					rx_hash_ready(r, d->first + i);
 				}
 			}
@@ -566,14 +649,12 @@ static void take_done(struct rx *r, uint64_t now_ms)
 				fail(r, MC_FAIL_IO, "seeding: %s", strerror(-d->result));
 			bm_free(&d->seeded);
 			if (--r->seed_jobs == 0 && r->phase == RX_SEED)
-				enter_need(r, now_ms);
+				next_seed_stage(r, now_ms);
 		}
 		free(d);
 	}
-	if (r->phase == RX_RECEIVE && r->done.count == r->m.chunk_count) {
-		(void)jr_sync(r->jr, r->out_fd);
+	if (r->phase == RX_RECEIVE && r->done.count == r->m.chunk_count)
 		r->phase = RX_VERIFY;
-	}
 }
 
 static int finish_output(struct rx *r)
@@ -582,6 +663,8 @@ static int finish_output(struct rx *r)
 	char *slash;
 	int dfd;
 
+	/* No journal sync may run while the journal goes away. */
+	pool_drain(r->pool);
 	if (fsync(r->out_fd) < 0 || rename(r->tmp_path, r->o->output) < 0) {
 		fail(r, errno == ENOSPC ? MC_FAIL_NOSPACE : MC_FAIL_IO, "%s: %s", r->o->output,
 		     strerror(errno));
@@ -624,23 +707,10 @@ static void check_verify(struct rx *r, uint64_t now_ms)
 		return;
 	}
 	if (hres == -EBADMSG) {
-		uint32_t bad = rx_rescan(r);
-
-		log_warn("whole-image hash mismatch: %u chunk%s bad on disk", bad,
-		         bad == 1 ? "" : "s");
-		r->st.hash_failures++;
-		if (bad == 0) {
-			fail(r, MC_FAIL_IMAGE_HASH,
-			     "whole-image hash mismatch although every chunk matches the manifest");
-			return;
-		}
-		r->st.chunks_done -= bad < r->st.chunks_done ? bad : r->st.chunks_done;
-		for (uint32_t c = 0; c < r->m.chunk_count; c++)
-			if (!bm_get(&r->done, c))
-				bm_set(&r->passed, c);
-		r->phase = r->done.count == r->m.chunk_count ? RX_VERIFY : RX_RECEIVE;
-		if (rx_hash_start(r) < 0)
-			fail(r, MC_FAIL_INTERNAL, "cannot restart the image hash");
+		/* Find the bad chunks off this thread: the sender must keep hearing us. */
+		r->phase = RX_RESCAN;
+		if (rx_submit_rescan(r) < 0)
+			fail(r, MC_FAIL_INTERNAL, "out of memory");
 		return;
 	}
 	fail(r, MC_FAIL_IO, "reading %s back: %s", r->tmp_path, strerror(-hres));
@@ -676,8 +746,8 @@ static void timers(struct rx *r, uint64_t now_ms)
 	} else if (now_ms - r->last_status_ms >= report) {
 		send_status(r, now_ms);
 	}
-	if (r->jr && r->phase == RX_RECEIVE && now_ms - r->last_sync_ms >= 2000) {
-		(void)jr_sync(r->jr, r->out_fd);
+	if (r->phase == RX_RECEIVE && now_ms - r->last_sync_ms >= 2000) {
+		start_sync(r);
 		r->last_sync_ms = now_ms;
 	}
 }
@@ -823,7 +893,6 @@ int mc_receive(const struct mc_recv_opts *o, char *err, size_t errsz)
 	r->o = o;
 	r->data_fd = r->ctl_fd = r->ev_fd = r->out_fd = r->seed_fd = -1;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_mutex_init(&r->fec_lock, NULL);
 	pthread_cond_init(&r->hcond, NULL);
 	ret = setup(r, err, errsz);
 	if (ret == 0) {
@@ -835,9 +904,13 @@ int mc_receive(const struct mc_recv_opts *o, char *err, size_t errsz)
 	for (uint32_t c = 0; r->act && c < r->m.chunk_count; c++)
 		rx_free_chunk(r, r->act[c]);
 	if (r->jr) {
+		/* Keep what was verified for --resume. */
+		for (uint32_t i = 0; i < r->njpend; i++)
+			(void)jr_add(r->jr, r->jpend[i]);
 		(void)jr_sync(r->jr, r->out_fd);
 		jr_close(r->jr);
 	}
+	free(r->jpend);
 	if (r->out_fd >= 0)
 		close(r->out_fd);
 	if (r->seed_fd >= 0)
@@ -862,7 +935,6 @@ int mc_receive(const struct mc_recv_opts *o, char *err, size_t errsz)
 	if (r->have_m)
 		mf_free(&r->m);
 	pthread_cond_destroy(&r->hcond);
-	pthread_mutex_destroy(&r->fec_lock);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	return ret;

@@ -20,8 +20,9 @@
 #include "pool.h"
 #include "proto.h"
 
-#define RX_MEM_CAP (384u << 20) /* bytes of incomplete chunks held at once */
-#define RX_HOLDOFF_MS 60        /* no second NACK for a chunk before this */
+#define RX_MEM_CAP (384u << 20)     /* bytes of incomplete chunks held at once */
+#define RX_HOLDOFF_MS 60            /* no second NACK for a chunk before this */
+#define RX_MAX_MANIFEST (64u << 20) /* about 1.4 million chunks */
 
 struct rblock {
 	uint16_t k, have;
@@ -51,13 +52,15 @@ struct rx_done { /* a finished job, back to the network thread */
 	int kind; /* RXJ_CHUNK, RXJ_SEED */
 	struct rchunk *ch;
 	uint32_t first, count; /* seed range */
+	int fd;                /* seed: where to read */
 	struct bitmap seeded;  /* seed: which chunks of the range matched */
+	uint32_t *list;        /* sync: chunks to journal once the data is durable */
 	int result;
 };
 
-enum { RXJ_CHUNK = 1, RXJ_SEED = 2 };
+enum { RXJ_CHUNK = 1, RXJ_SEED = 2, RXJ_SYNC = 3, RXJ_RESCAN = 4 };
 
-enum rx_phase { RX_LISTEN, RX_JOIN, RX_SEED, RX_NEED, RX_RECEIVE, RX_VERIFY, RX_FINAL };
+enum rx_phase { RX_LISTEN, RX_JOIN, RX_SEED, RX_NEED, RX_RECEIVE, RX_VERIFY, RX_RESCAN, RX_FINAL };
 
 struct rx {
 	const struct mc_recv_opts *o;
@@ -110,8 +113,13 @@ struct rx {
 	pthread_mutex_t lock;
 	struct rx_done *done_head;
 	unsigned seed_jobs;
-	struct fec *fec[FEC_MAX_K + 1];
-	pthread_mutex_t fec_lock;
+	int seed_stage; /* 1: checking the partial output, 2: the older image */
+	bool jr_resumed;
+
+	/* Verified chunks not yet in the journal; a worker syncs them in batches. */
+	uint32_t *jpend;
+	uint32_t njpend, capjpend;
+	bool sync_busy;
 
 	/* Whole-image hash, in its own thread, in order. */
 	pthread_t hasher;
@@ -157,13 +165,19 @@ void rx_send(struct rx *r, struct mc_pkt *p);
 int rx_work_start(struct rx *r);
 void rx_work_stop(struct rx *r);
 void rx_submit_chunk(struct rx *r, struct rchunk *c);
-int rx_submit_seed(struct rx *r);
+/*
+ * Hashes the chunks not yet done in fd (an older image, or the partial output
+ * itself when resuming) and takes those that match the manifest (RXJ_SEED).
+ */
+int rx_submit_seed(struct rx *r, int fd);
 /* Takes the finished jobs (a list, oldest first). */
 struct rx_done *rx_take_done(struct rx *r);
 /* Marks chunk i ready for the whole-image hash. */
 void rx_hash_ready(struct rx *r, uint32_t i);
-/* Re-hashes every done chunk from the output; returns how many were bad (cleared). */
-uint32_t rx_rescan(struct rx *r);
+/* Re-hashes every done chunk from the output in a worker (RXJ_RESCAN). */
+int rx_submit_rescan(struct rx *r);
+/* Makes the data durable, then journals list[0..n) (RXJ_SYNC; takes list). */
+int rx_submit_sync(struct rx *r, uint32_t *list, uint32_t n);
 /* Starts (or restarts, after a rescan) the whole-image hash from the first chunk. */
 int rx_hash_start(struct rx *r);
 

@@ -5,6 +5,7 @@
  * which must run in image order and so has a thread of its own.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -84,8 +85,51 @@ static ssize_t pread_all(int fd, uint8_t *p, size_t n, off_t off)
 	return (ssize_t)got;
 }
 
+/*
+ * Each worker thread keeps its own coders: a coder holds scratch space, and
+ * sharing one would serialise decoding.
+ */
+struct fec_cache {
+	struct fec *f[FEC_MAX_K + 1];
+};
+static pthread_key_t fec_key;
+static pthread_once_t fec_once = PTHREAD_ONCE_INIT;
+
+static void fec_cache_free(void *p)
+{
+	struct fec_cache *c = p;
+
+	for (unsigned k = 0; k <= FEC_MAX_K; k++)
+		fec_free(c->f[k]);
+	free(c);
+}
+
+static void fec_key_init(void)
+{
+	if (pthread_key_create(&fec_key, fec_cache_free) != 0)
+		abort();
+}
+
+static struct fec *thread_coder(uint16_t k)
+{
+	struct fec_cache *c;
+
+	pthread_once(&fec_once, fec_key_init);
+	c = pthread_getspecific(fec_key);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c || pthread_setspecific(fec_key, c) != 0) {
+			free(c);
+			return NULL;
+		}
+	}
+	if (!c->f[k])
+		c->f[k] = fec_new(k);
+	return c->f[k];
+}
+
 /* Recovers the missing source symbols of every block; returns 0 or -EBADMSG. */
-static int decode(struct rx *r, struct rchunk *c)
+static int decode(struct rchunk *c)
 {
 	struct mc_geom g;
 
@@ -98,6 +142,7 @@ static int decode(struct rx *r, struct rchunk *c)
 		unsigned nh = 0, nm = 0;
 		uint32_t first;
 		uint16_t k;
+		struct fec *f;
 		int rc;
 
 		mc_block(&g, b, &first, &k);
@@ -122,12 +167,8 @@ static int decode(struct rx *r, struct rchunk *c)
 			continue;
 		if (nh < k)
 			return -EBADMSG;
-		pthread_mutex_lock(&r->fec_lock);
-		if (!r->fec[k])
-			r->fec[k] = fec_new(k);
-		rc = r->fec[k] ? fec_decode(r->fec[k], have, sym, MC_SYM, missing, nm, out)
-		               : -ENOMEM;
-		pthread_mutex_unlock(&r->fec_lock);
+		f = thread_coder(k);
+		rc = f ? fec_decode(f, have, sym, MC_SYM, missing, nm, out) : -ENOMEM;
 		if (rc < 0)
 			return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
 	}
@@ -143,7 +184,7 @@ static void chunk_job(void *arg)
 	uint32_t raw_len = mf_chunk_raw_len(&r->m, c->idx);
 	uint8_t *raw = c->buf, *tmp = NULL;
 	uint8_t h[SHA256_LEN];
-	int rc = decode(r, c);
+	int rc = decode(c);
 
 	if (rc == 0 && (e->flags & MF_ZSTD)) {
 		size_t n;
@@ -205,13 +246,14 @@ static void seed_job(void *arg)
 
 		if ((r->m.chunks[c].flags & MF_ZERO) || bm_get(&r->done, c))
 			continue;
-		got = pread_all(r->seed_fd, buf, len, off);
+		got = pread_all(d->fd, buf, len, off);
 		if (got != (ssize_t)len)
 			continue; /* the old image is shorter: nothing to take here */
 		sha256_buf(buf, len, h);
 		if (!ct_equal(h, r->m.chunks[c].sha256, SHA256_LEN))
 			continue;
-		if (pwrite_all(r->out_fd, buf, len, off) < 0) {
+		/* From the partial output itself (resume) the data is already in place. */
+		if (d->fd != r->out_fd && pwrite_all(r->out_fd, buf, len, off) < 0) {
 			d->result = -errno;
 			break;
 		}
@@ -221,7 +263,7 @@ static void seed_job(void *arg)
 	post(r, d);
 }
 
-int rx_submit_seed(struct rx *r)
+int rx_submit_seed(struct rx *r, int fd)
 {
 	for (uint32_t first = 0; first < r->m.chunk_count; first += SEED_RANGE) {
 		struct rx_done *d = calloc(1, sizeof(*d));
@@ -234,6 +276,7 @@ int rx_submit_seed(struct rx *r)
 		}
 		d->r = r;
 		d->kind = RXJ_SEED;
+		d->fd = fd;
 		d->first = first;
 		d->count = n;
 		if (pool_submit(r->pool, seed_job, d) < 0) {
@@ -327,14 +370,19 @@ int rx_hash_start(struct rx *r)
 	return 0;
 }
 
-uint32_t rx_rescan(struct rx *r)
+static void rescan_job(void *arg)
 {
+	struct rx_done *d = arg;
+	struct rx *r = d->r;
 	uint8_t *buf = malloc(r->m.chunk_size);
 	uint8_t h[SHA256_LEN];
 	uint32_t bad = 0;
 
-	if (!buf)
-		return 0;
+	if (!buf) {
+		d->result = -ENOMEM;
+		post(r, d);
+		return;
+	}
 	for (uint32_t c = 0; c < r->m.chunk_count; c++) {
 		uint32_t len = mf_chunk_raw_len(&r->m, c);
 		bool ok =
@@ -356,7 +404,49 @@ uint32_t rx_rescan(struct rx *r)
 		}
 	}
 	free(buf);
-	return bad;
+	d->result = (int)(bad > INT32_MAX ? INT32_MAX : bad);
+	post(r, d);
+}
+
+static int submit(struct rx *r, int kind, pool_fn fn, uint32_t *list, uint32_t n)
+{
+	struct rx_done *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->r = r;
+	d->kind = kind;
+	d->list = list;
+	d->count = n;
+	if (pool_submit(r->pool, fn, d) < 0) {
+		free(d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int rx_submit_rescan(struct rx *r)
+{
+	return submit(r, RXJ_RESCAN, rescan_job, NULL, 0);
+}
+
+static void sync_job(void *arg)
+{
+	struct rx_done *d = arg;
+	struct rx *r = d->r;
+
+	/* Data first: a journal record must never name data that could be lost. */
+	d->result = fdatasync(r->out_fd) < 0 ? -errno : 0;
+	for (uint32_t i = 0; d->result == 0 && i < d->count; i++)
+		d->result = jr_add(r->jr, d->list[i]);
+	if (d->result == 0)
+		d->result = jr_sync(r->jr, -1);
+	post(r, d);
+}
+
+int rx_submit_sync(struct rx *r, uint32_t *list, uint32_t n)
+{
+	return submit(r, RXJ_SYNC, sync_job, list, n);
 }
 
 int rx_work_start(struct rx *r)
@@ -387,13 +477,10 @@ void rx_work_stop(struct rx *r)
 
 		if (d->kind == RXJ_CHUNK)
 			rx_free_chunk(r, d->ch);
+		free(d->list);
 		bm_free(&d->seeded);
 		free(d);
 		d = next;
-	}
-	for (unsigned k = 0; k <= FEC_MAX_K; k++) {
-		fec_free(r->fec[k]);
-		r->fec[k] = NULL;
 	}
 	if (r->ev_fd >= 0)
 		close(r->ev_fd);

@@ -140,6 +140,12 @@ static void on_hello(struct snd *s, const struct mc_hello *h, const struct socka
 	if (!r) {
 		if (s->state == MC_S_ENDING)
 			return;
+		if (s->nrx >= SND_MAX_RX) {
+			if (!s->rx_cap_logged)
+				log_warn("more than %d receivers: ignoring new ones", SND_MAX_RX);
+			s->rx_cap_logged = true;
+			return;
+		}
 		if (s->nrx == s->caprx) {
 			unsigned cap = s->caprx ? s->caprx * 2 : 8;
 			struct snd_rx *n = realloc(s->rx, cap * sizeof(*n));
@@ -169,18 +175,27 @@ static void on_hello(struct snd *s, const struct mc_hello *h, const struct socka
 		mc_addr_str(from, r->v.addr, sizeof(r->v.addr));
 		log_info("receiver %s (%s) joined%s", r->v.name, r->v.addr,
 		         (h->flags & MC_HF_RESUMED) ? ", resuming" : "");
-	} else if (r->v.state == MC_V_DROPPED) {
-		if (now_ms - r->drop_sent_ms > 200)
-			drop_rx(s, r, r->v.code, mc_fail_str(r->v.code), now_ms);
-		return;
-	} else if ((h->flags & MC_HF_RESUMED) && r->ready && !finished(r)) {
-		/* The same receiver restarted: it will tell its needs again. */
-		log_info("receiver %s (%s) restarted, resuming", r->v.name, r->v.addr);
+	} else if (r->ready || finished(r)) {
+		/*
+		 * A receiver says HELLO only until it is welcomed, so this is a new
+		 * process with the same id (--resume): it starts over from JOIN and
+		 * tells its needs again, whatever its previous run came to.
+		 */
+		if (s->state == MC_S_ENDING)
+			return;
+		log_info("receiver %s (%s) restarted%s", r->v.name, r->v.addr,
+		         (h->flags & MC_HF_RESUMED) ? ", resuming" : "");
 		r->ready = false;
+		r->lag_votes = 0;
+		r->cong_since_ms = 0;
 		r->v.state = MC_V_JOINING;
+		r->v.code = MC_OK;
+		r->v.lagging = false;
+		r->v.finished_s = 0;
 	}
 	r->addr = *from;
-	r->have_manifest = r->have_manifest || (h->flags & MC_HF_HAVE_MANIFEST);
+	mc_addr_str(from, r->v.addr, sizeof(r->v.addr));
+	r->have_manifest = (h->flags & MC_HF_HAVE_MANIFEST) != 0;
 	r->last_heard_ms = now_ms;
 	queue_ack(s, r, MC_WELCOME, 0, 0);
 }
@@ -261,8 +276,11 @@ static void update_lagging(struct snd *s, struct snd_rx *r)
 	uint16_t best = 1000;
 
 	for (unsigned i = 0; i < s->nrx; i++)
-		if (s->rx[i].v.state == MC_V_RECEIVING && s->rx[i].v.loss_permille < best)
+		if (&s->rx[i] != r && s->rx[i].v.state == MC_V_RECEIVING &&
+		    s->rx[i].v.loss_permille < best)
 			best = s->rx[i].v.loss_permille;
+	if (best == 1000)
+		best = r->v.loss_permille; /* nobody to compare with: not lagging */
 	if (r->v.loss_permille >= best + LAG_LOSS_GAP) {
 		if (r->lag_votes < 10)
 			r->lag_votes++;
@@ -311,6 +329,11 @@ static void on_status(struct snd *s, const struct mc_status *st, uint64_t now_ms
 		r->v.state = MC_V_RECEIVING;
 	if (st->state == MC_R_RECEIVING && st->rx_pkts > 0) {
 		bool congested = rc_classify(&r->rc, st->loss_permille, st->delay_us, now_ms);
+
+		if (!congested)
+			r->cong_since_ms = 0;
+		else if (!r->cong_since_ms)
+			r->cong_since_ms = now_ms;
 
 		update_lagging(s, r);
 		if (!r->v.lagging || !fast_active(s))
@@ -474,8 +497,13 @@ static void check_receivers(struct snd *s, uint64_t now_ms)
 			drop_rx(s, r, MC_FAIL_TIMEOUT, text, now_ms);
 			continue;
 		}
-		if (r->v.lagging && !fast_active(s) &&
-		    rc_floor_time(&s->rc, now_ms) > SLOW_DROP_MS) {
+		/*
+		 * The rate has sat at the floor under congestion for a while and
+		 * this receiver has reported congestion all that time: it cannot
+		 * keep up even at the floor.
+		 */
+		if (rc_floor_time(&s->rc, now_ms) > SLOW_DROP_MS && r->cong_since_ms &&
+		    now_ms - r->cong_since_ms > SLOW_DROP_MS && (r->v.lagging || !fast_active(s))) {
 			snprintf(text, sizeof(text),
 			         "its path cannot take the floor rate of %.1f Mbit/s "
 			         "(loss %u.%u%%, queueing delay %.1f ms)",
@@ -511,7 +539,8 @@ static unsigned count_ready(const struct snd *s, unsigned *finished_n)
 
 	*finished_n = 0;
 	for (unsigned i = 0; i < s->nrx; i++) {
-		n += s->rx[i].ready || finished(&s->rx[i]);
+		/* Ready, or done without needing anything; not failed or dropped. */
+		n += s->rx[i].ready && s->rx[i].v.state <= MC_V_DONE;
 		*finished_n += finished(&s->rx[i]);
 	}
 	return n;
@@ -659,6 +688,8 @@ static int run(struct snd *s, char *err, size_t errsz)
 
 			if (room > SND_BATCH)
 				room = SND_BATCH;
+			if (room == 0 && s->nctl > 0)
+				room = 1; /* acknowledgements do not wait for tokens */
 			snd_fill(s, room > s->nbatch ? room - s->nbatch : 0, now_ms);
 			if (s->nbatch > 0)
 				send_batch(s);
@@ -668,6 +699,7 @@ static int run(struct snd *s, char *err, size_t errsz)
 		} else if (s->state == MC_S_WAITING) {
 			wait_for(s, 5000000);
 		} else {
+			/* Sleep until about 8 packets' worth of tokens (bytes) are there. */
 			double need = (double)PKT_WIRE * 8 - s->tokens;
 			uint64_t ns = need > 0 ? (uint64_t)(need * 8e9 / (double)s->rc.rate) : 0;
 
@@ -814,6 +846,7 @@ int mc_send(const struct mc_send_opts *o, char *err, size_t errsz)
 	        o->rate_floor ? o->rate_floor
 	                      : (o->rate_cap ? o->rate_cap : MC_DEFAULT_RATE) / 100);
 	s->state = MC_S_WAITING;
+	s->seq = 1; /* seq 0 marks unnumbered (unicast) packets */
 	log_info("session %08x: %llu bytes in %u chunks (%llu stored bytes) on %s:%u", s->session,
 	         (unsigned long long)s->m.image_size, s->m.chunk_count,
 	         (unsigned long long)s->m.data_size, o->group ? o->group : MC_DEFAULT_GROUP,

@@ -18,6 +18,7 @@
 
 #define SND_BATCH 32
 #define SND_WIRE_OVERHEAD 42 /* Ethernet, IPv4 and UDP headers per packet */
+#define SND_MAX_RX 4096      /* receivers in one session */
 
 struct snd_rx {
 	uint32_t rid;
@@ -27,7 +28,8 @@ struct snd_rx {
 	bool ready; /* sent its last NEED */
 	bool done_reported;
 	struct rc_peer rc;
-	uint8_t lag_votes; /* consecutive reports pointing one way */
+	uint8_t lag_votes;      /* consecutive reports pointing one way */
+	uint64_t cong_since_ms; /* reporting congestion since; 0 if not */
 	uint64_t last_heard_ms, joined_ms;
 	uint64_t drop_sent_ms;
 };
@@ -58,6 +60,7 @@ struct snd {
 
 	struct snd_rx *rx;
 	unsigned nrx, caprx;
+	bool rx_cap_logged;
 	struct mc_rx_view *views;
 
 	struct ratectl rc;
@@ -122,6 +125,5 @@ void snd_batch_mcast(struct snd *s, const struct mc_pkt *p);
 /* Adds a repair request for block (chunk, block) of count symbols. */
 void snd_want_repair(struct snd *s, uint32_t chunk, uint16_t block, uint16_t count);
 bool snd_has_work(const struct snd *s);
-uint16_t snd_stamp_seq(struct snd *s);
 
 #endif

@@ -74,11 +74,6 @@ void snd_tx_free(struct snd *s)
 		fec_free(s->fec[k]);
 }
 
-uint16_t snd_stamp_seq(struct snd *s)
-{
-	return (uint16_t)s->seq++;
-}
-
 static struct msghdr *slot(struct snd *s, unsigned *i)
 {
 	struct msghdr *mh;
