@@ -63,6 +63,7 @@ enum mc_fail {
 	MC_FAIL_MANIFEST = 8,      /* manifest invalid or not authentic */
 	MC_FAIL_SESSION_ENDED = 9, /* the session ended before it was complete */
 	MC_FAIL_INTERNAL = 10,
+	MC_FAIL_FULL = 11, /* the session has as many receivers as it takes */
 };
 const char *mc_fail_str(int code);
 

@@ -158,6 +158,7 @@ static int dec_body(struct cur *c, struct mc_pkt *p)
 		struct mc_hello *h = &p->u.hello;
 
 		h->rid = cur_u32(c);
+		h->nonce = cur_u32(c);
 		h->flags = cur_u8(c);
 		h->namelen = cur_u8(c);
 		dec_text(c, h->namelen, MC_MAX_NAME, h->name);
@@ -316,6 +317,7 @@ int mc_encode(const struct mc_pkt *p, uint8_t *buf, size_t cap, const uint8_t *k
 		if (p->u.hello.namelen > MC_MAX_NAME)
 			return -EINVAL;
 		wcur_u32(&w, p->u.hello.rid);
+		wcur_u32(&w, p->u.hello.nonce);
 		wcur_u8(&w, p->u.hello.flags);
 		wcur_u8(&w, p->u.hello.namelen);
 		wcur_bytes(&w, p->u.hello.name, p->u.hello.namelen);

@@ -130,6 +130,7 @@ struct mc_list { /* NACK (rid set) and REPAIR_ADV (rid 0) */
 
 struct mc_hello {
 	uint32_t rid;
+	uint32_t nonce; /* new for every receiver process: tells a restart from a resend */
 	uint8_t flags;
 	uint8_t namelen;
 	char name[MC_MAX_NAME + 1]; /* NUL-terminated copy, escaped before logging */

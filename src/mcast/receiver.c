@@ -79,6 +79,7 @@ static void send_hello(struct rx *r, uint64_t now_ms)
 	}
 	n = strlen(name);
 	p.u.hello.rid = r->rid;
+	p.u.hello.nonce = r->nonce;
 	p.u.hello.flags = (r->have_m ? MC_HF_HAVE_MANIFEST : 0) | (r->resumed ? MC_HF_RESUMED : 0);
 	p.u.hello.namelen = (uint8_t)(n > MC_MAX_NAME ? MC_MAX_NAME : n);
 	memcpy(p.u.hello.name, name, p.u.hello.namelen);
@@ -260,7 +261,8 @@ static void enter_need(struct rx *r, uint64_t now_ms)
 		         (unsigned long long)r->st.seeded_chunks, r->needed_at_start);
 	r->phase = RX_NEED;
 	r->need_first = 0;
-	send_need(r, now_ms);
+	if (r->welcomed)
+		send_need(r, now_ms); /* else as soon as the WELCOME is here */
 }
 
 /* After the partial output was checked (or when not resuming): the --seed image. */
@@ -878,6 +880,8 @@ static int setup(struct rx *r, char *err, size_t errsz)
 	while (r->rid == 0)
 		if (getrandom(&r->rid, sizeof(r->rid), 0) != sizeof(r->rid))
 			r->rid = (uint32_t)mtime_ns();
+	if (getrandom(&r->nonce, sizeof(r->nonce), 0) != sizeof(r->nonce))
+		r->nonce = (uint32_t)mtime_ns() ^ (uint32_t)getpid();
 	return 0;
 }
 

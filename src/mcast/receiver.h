@@ -22,7 +22,7 @@
 
 #define RX_MEM_CAP (384u << 20)     /* bytes of incomplete chunks held at once */
 #define RX_HOLDOFF_MS 60            /* no second NACK for a chunk before this */
-#define RX_MAX_MANIFEST (64u << 20) /* about 1.4 million chunks */
+#define RX_MAX_MANIFEST (64u << 20) /* about 1.49 million chunks */
 
 struct rblock {
 	uint16_t k, have;
@@ -49,7 +49,7 @@ struct rx;
 struct rx_done { /* a finished job, back to the network thread */
 	struct rx_done *next;
 	struct rx *r;
-	int kind; /* RXJ_CHUNK, RXJ_SEED */
+	int kind; /* RXJ_* */
 	struct rchunk *ch;
 	uint32_t first, count; /* seed range */
 	int fd;                /* seed: where to read */
@@ -67,6 +67,7 @@ struct rx {
 	int data_fd, ctl_fd, ev_fd;
 	struct sockaddr_in sender;
 	uint32_t session, rid;
+	uint32_t nonce; /* this process's, in HELLO */
 	int phase;
 	uint64_t t0_ms, last_heard_ms;
 

@@ -244,8 +244,17 @@ static void seed_job(void *arg)
 		off_t off = (off_t)c * r->m.chunk_size;
 		ssize_t got;
 
+		if (r->o->stop && *r->o->stop)
+			break;
 		if ((r->m.chunks[c].flags & MF_ZERO) || bm_get(&r->done, c))
 			continue;
+		if (d->fd == r->out_fd) {
+			/* A hole in the partial output was never written: nothing to hash. */
+			off_t data = lseek(d->fd, off, SEEK_DATA);
+
+			if ((data < 0 && errno == ENXIO) || (data >= 0 && data >= off + (off_t)len))
+				continue;
+		}
 		got = pread_all(d->fd, buf, len, off);
 		if (got != (ssize_t)len)
 			continue; /* the old image is shorter: nothing to take here */
@@ -383,7 +392,7 @@ static void rescan_job(void *arg)
 		post(r, d);
 		return;
 	}
-	for (uint32_t c = 0; c < r->m.chunk_count; c++) {
+	for (uint32_t c = 0; c < r->m.chunk_count && !(r->o->stop && *r->o->stop); c++) {
 		uint32_t len = mf_chunk_raw_len(&r->m, c);
 		bool ok =
 		    pread_all(r->out_fd, buf, len, (off_t)c * r->m.chunk_size) == (ssize_t)len;

@@ -51,6 +51,8 @@ const char *mc_fail_str(int code)
 		return "manifest invalid or not authentic";
 	case MC_FAIL_SESSION_ENDED:
 		return "session ended before the image was complete";
+	case MC_FAIL_FULL:
+		return "the session has as many receivers as it takes";
 	default:
 		return "internal error";
 	}
@@ -141,9 +143,17 @@ static void on_hello(struct snd *s, const struct mc_hello *h, const struct socka
 		if (s->state == MC_S_ENDING)
 			return;
 		if (s->nrx >= SND_MAX_RX) {
+			struct mc_pkt p = {.h = {.type = MC_DROP}};
+			const char *t = mc_fail_str(MC_FAIL_FULL);
+
 			if (!s->rx_cap_logged)
-				log_warn("more than %d receivers: ignoring new ones", SND_MAX_RX);
+				log_warn("more than %d receivers: refusing new ones", SND_MAX_RX);
 			s->rx_cap_logged = true;
+			p.u.drop.rid = h->rid;
+			p.u.drop.code = MC_FAIL_FULL;
+			p.u.drop.textlen = (uint8_t)strlen(t);
+			memcpy(p.u.drop.text, t, p.u.drop.textlen);
+			snd_queue_ctl(s, from, &p);
 			return;
 		}
 		if (s->nrx == s->caprx) {
@@ -162,6 +172,7 @@ static void on_hello(struct snd *s, const struct mc_hello *h, const struct socka
 		r = &s->rx[s->nrx++];
 		memset(r, 0, sizeof(*r));
 		r->rid = h->rid;
+		r->nonce = h->nonce;
 		r->joined_ms = now_ms;
 		r->v.rid = h->rid;
 		r->v.state = MC_V_JOINING;
@@ -175,7 +186,7 @@ static void on_hello(struct snd *s, const struct mc_hello *h, const struct socka
 		mc_addr_str(from, r->v.addr, sizeof(r->v.addr));
 		log_info("receiver %s (%s) joined%s", r->v.name, r->v.addr,
 		         (h->flags & MC_HF_RESUMED) ? ", resuming" : "");
-	} else if (r->ready || finished(r)) {
+	} else if (h->nonce != r->nonce) {
 		/*
 		 * A receiver says HELLO only until it is welcomed, so this is a new
 		 * process with the same id (--resume): it starts over from JOIN and
@@ -192,6 +203,7 @@ static void on_hello(struct snd *s, const struct mc_hello *h, const struct socka
 		r->v.code = MC_OK;
 		r->v.lagging = false;
 		r->v.finished_s = 0;
+		r->nonce = h->nonce;
 	}
 	r->addr = *from;
 	mc_addr_str(from, r->v.addr, sizeof(r->v.addr));
@@ -327,6 +339,8 @@ static void on_status(struct snd *s, const struct mc_status *st, uint64_t now_ms
 		return;
 	if (st->state >= MC_R_RECEIVING && r->ready)
 		r->v.state = MC_V_RECEIVING;
+	if (st->state != MC_R_RECEIVING)
+		r->cong_since_ms = 0; /* verifying or seeding: no rate is at stake */
 	if (st->state == MC_R_RECEIVING && st->rx_pkts > 0) {
 		bool congested = rc_classify(&r->rc, st->loss_permille, st->delay_us, now_ms);
 
@@ -503,7 +517,7 @@ static void check_receivers(struct snd *s, uint64_t now_ms)
 		 * keep up even at the floor.
 		 */
 		if (rc_floor_time(&s->rc, now_ms) > SLOW_DROP_MS && r->cong_since_ms &&
-		    now_ms - r->cong_since_ms > SLOW_DROP_MS && (r->v.lagging || !fast_active(s))) {
+		    now_ms - r->cong_since_ms > SLOW_DROP_MS) {
 			snprintf(text, sizeof(text),
 			         "its path cannot take the floor rate of %.1f Mbit/s "
 			         "(loss %u.%u%%, queueing delay %.1f ms)",
@@ -557,8 +571,16 @@ static int step_state(struct snd *s, uint64_t now_ms, char *err, size_t errsz)
 		if (ready >= want || (now_ms - s->t0_ms >= wait && ready > 0)) {
 			log_info("sending to %u receiver%s", ready, ready == 1 ? "" : "s");
 			s->state = MC_S_SENDING;
-		} else if (now_ms - s->t0_ms >= wait && s->nrx == 0) {
-			snprintf(err, errsz, "no receiver joined within %.0f s", wait / 1000.0);
+		} else if (now_ms - s->t0_ms >= wait && nfin == s->nrx) {
+			if (s->nrx == 0)
+				snprintf(err, errsz, "no receiver joined within %.0f s",
+				         wait / 1000.0);
+			else
+				snprintf(
+				    err, errsz,
+				    "no receiver ready within %.0f s (%u joined, all failed or "
+				    "were dropped)",
+				    wait / 1000.0, s->nrx);
 			return -1;
 		}
 	}

@@ -22,6 +22,7 @@
 
 struct snd_rx {
 	uint32_t rid;
+	uint32_t nonce; /* of the receiver process that said HELLO */
 	struct sockaddr_in addr;
 	struct mc_rx_view v;
 	bool have_manifest;

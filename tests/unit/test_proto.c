@@ -108,6 +108,7 @@ static void sample(uint8_t type, struct mc_pkt *p)
 		break;
 	case MC_HELLO:
 		p->u.hello.rid = 0xCAFEBABEu;
+		p->u.hello.nonce = 0x0BADF00Du;
 		p->u.hello.flags = MC_HF_HAVE_MANIFEST | MC_HF_RESUMED;
 		p->u.hello.namelen = 11;
 		memcpy(p->u.hello.name, "lab-pc-\x01\x7f\xff!", 11);
@@ -224,6 +225,7 @@ static void assert_same(const struct mc_pkt *a, const struct mc_pkt *b)
 		break;
 	case MC_HELLO:
 		assert_int_equal(a->u.hello.rid, b->u.hello.rid);
+		assert_int_equal(a->u.hello.nonce, b->u.hello.nonce);
 		assert_int_equal(a->u.hello.flags, b->u.hello.flags);
 		assert_int_equal(a->u.hello.namelen, b->u.hello.namelen);
 		assert_memory_equal(a->u.hello.name, b->u.hello.name, a->u.hello.namelen);
@@ -285,7 +287,7 @@ static size_t body_len(const struct mc_pkt *p)
 	case MC_END:
 		return 1;
 	case MC_HELLO:
-		return 6u + p->u.hello.namelen;
+		return 10u + p->u.hello.namelen;
 	case MC_NEED:
 		return 11u + (p->u.need.nbits + 7u) / 8u;
 	case MC_STATUS:
@@ -735,26 +737,26 @@ static void test_bad_hello(void **state)
 	assert_int_equal(dec(buf, n), MC_EBADPKT);
 	put32(buf, 12, 1);
 	/* The name claims more bytes than there are, or fewer. */
-	buf[17] = (uint8_t)(p.u.hello.namelen + 1);
+	buf[21] = (uint8_t)(p.u.hello.namelen + 1);
 	assert_int_equal(dec(buf, n), MC_EBADPKT);
-	buf[17] = (uint8_t)(p.u.hello.namelen - 1);
+	buf[21] = (uint8_t)(p.u.hello.namelen - 1);
 	assert_int_equal(dec(buf, n), MC_EBADPKT);
 	/* A name longer than MC_MAX_NAME, with every byte present. */
-	memset(buf + 18, 'a', MC_MAX_NAME + 1);
-	buf[17] = MC_MAX_NAME;
-	assert_int_equal(dec(buf, 18 + MC_MAX_NAME), 0);
-	buf[17] = MC_MAX_NAME + 1;
-	assert_int_equal(dec(buf, 18 + MC_MAX_NAME + 1), MC_EBADPKT);
-	buf[17] = 0xFF;
-	memset(buf + 18, 'a', 0xFF);
-	assert_int_equal(dec(buf, 18 + 0xFF), MC_EBADPKT);
+	memset(buf + 22, 'a', MC_MAX_NAME + 1);
+	buf[21] = MC_MAX_NAME;
+	assert_int_equal(dec(buf, 22 + MC_MAX_NAME), 0);
+	buf[21] = MC_MAX_NAME + 1;
+	assert_int_equal(dec(buf, 22 + MC_MAX_NAME + 1), MC_EBADPKT);
+	buf[21] = 0xFF;
+	memset(buf + 22, 'a', 0xFF);
+	assert_int_equal(dec(buf, 22 + 0xFF), MC_EBADPKT);
 	/* An embedded NUL is kept as a byte; the copy is still terminated. */
-	buf[17] = 3;
-	memcpy(buf + 18, "a\0b", 3);
-	assert_int_equal(mc_decode(buf, 21, NULL, 0, &q), 0);
+	buf[21] = 3;
+	memcpy(buf + 22, "a\0b", 3);
+	assert_int_equal(mc_decode(buf, 25, NULL, 0, &q), 0);
 	assert_memory_equal(q.u.hello.name, "a\0b", 4);
 	/* Cut inside the fixed fields. */
-	assert_int_equal(dec(buf, 17), MC_EBADPKT);
+	assert_int_equal(dec(buf, 21), MC_EBADPKT);
 }
 
 static void test_bad_need(void **state)
