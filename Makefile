@@ -32,7 +32,7 @@ check: deps
 	$(TREES) $(if $(FUZZ_SECONDS_GIVEN),FUZZ_SECONDS=$(FUZZ_SECONDS)) bash scripts/check.sh
 
 bench: deps build
-	bash bench/mcast-vs-peers
+	MLBUILD=$(BUILD_DIR) bash bench/mcast-vs-peers $(BENCH_ARGS)
 
 # The same fuzz tree and runs as `make check`, only longer.
 fuzz: deps
