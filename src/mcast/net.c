@@ -22,6 +22,10 @@ int mc_parse_group(const char *s, struct in_addr *out, const char **why)
 		*why = "not a multicast address (224.0.0.0/4)";
 		return -EINVAL;
 	}
+	if ((ntohl(out->s_addr) & 0xFFFFFF00u) == 0xE0000000u) {
+		*why = "224.0.0.0/24 is reserved for local network control";
+		return -EINVAL;
+	}
 	return 0;
 }
 

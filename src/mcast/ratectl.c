@@ -1,4 +1,6 @@
 /* Rate control for the sender (see ratectl.h). */
+#include <math.h>
+
 #include "ratectl.h"
 
 void rc_init(struct ratectl *rc, uint64_t cap, uint64_t floor)
@@ -18,9 +20,17 @@ uint16_t rc_base_loss(const struct rc_peer *peer)
 	return peer->cur_min < peer->prev_min ? peer->cur_min : peer->prev_min;
 }
 
-bool rc_classify(struct rc_peer *peer, uint16_t loss_permille, uint32_t delay_us, uint64_t now_ms)
+bool rc_classify(struct rc_peer *peer, uint16_t loss_permille, uint32_t delay_us, uint32_t npkts,
+                 uint64_t now_ms)
 {
-	if (delay_us <= RC_DELAY_CLEAR_US) {
+	double p, sigma;
+
+	if (delay_us >= RC_DELAY_CONGESTED_US)
+		return true;
+	/* Too few packets to say anything about loss: only delay counts. */
+	if (npkts < RC_MIN_SAMPLE)
+		return false;
+	if (delay_us <= RC_DELAY_CLEAR_US && npkts >= RC_BASE_SAMPLE) {
 		/* An empty queue: what this receiver loses now is its link's loss. */
 		if (!peer->known) {
 			peer->cur_min = peer->prev_min = loss_permille;
@@ -34,9 +44,17 @@ bool rc_classify(struct rc_peer *peer, uint16_t loss_permille, uint32_t delay_us
 			peer->cur_min = loss_permille;
 		}
 	}
-	if (delay_us >= RC_DELAY_CONGESTED_US)
-		return true;
-	return loss_permille > rc_base_loss(peer) + RC_LOSS_MARGIN;
+	/*
+	 * Loss counts as congestion only when it is clearly above the base loss:
+	 * by the margin and by three standard deviations of a loss measured
+	 * over npkts packets, so that a small sample of random loss does not
+	 * look like congestion.
+	 */
+	p = rc_base_loss(peer) / 1000.0;
+	if (p < 0.01)
+		p = 0.01;
+	sigma = 1000.0 * sqrt(p * (1.0 - p) / npkts);
+	return loss_permille > rc_base_loss(peer) + RC_LOSS_MARGIN + 3.0 * sigma;
 }
 
 void rc_report(struct ratectl *rc, bool congested)

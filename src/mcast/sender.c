@@ -342,7 +342,8 @@ static void on_status(struct snd *s, const struct mc_status *st, uint64_t now_ms
 	if (st->state != MC_R_RECEIVING)
 		r->cong_since_ms = 0; /* verifying or seeding: no rate is at stake */
 	if (st->state == MC_R_RECEIVING && st->rx_pkts > 0) {
-		bool congested = rc_classify(&r->rc, st->loss_permille, st->delay_us, now_ms);
+		bool congested =
+		    rc_classify(&r->rc, st->loss_permille, st->delay_us, st->rx_pkts, now_ms);
 
 		if (!congested)
 			r->cong_since_ms = 0;

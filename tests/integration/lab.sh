@@ -50,8 +50,9 @@ lab_log() { printf 'lab[%s]: %s\n' "$LAB" "$*" >&2; }
 lab_ns() { printf '%s%s\n' "$LAB" "$1"; }
 
 # lab_exec HOST CMD... — runs CMD inside HOST's namespace (ip netns exec).
-# The process keeps its PID across the exec, so `lab_exec c1 prog & pid=$!`
-# gives prog's own PID.
+# `lab_exec c1 prog &` forks a subshell, so $! is the subshell's PID, not
+# prog's: to signal prog itself, start it with
+# `ip netns exec "$(lab_ns c1)" prog & pid=$!` (ip netns exec keeps the PID).
 lab_exec() {
   local h=$1; shift
   ip netns exec "$LAB$h" "$@"

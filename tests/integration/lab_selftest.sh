@@ -41,7 +41,7 @@ done
 group=239.77.0.1
 pids=()
 for c in c1 c2; do
-  lab_exec "$c" iperf -s -u -B "$group" -l 1472 -i 1 -y C >"$work/$c.csv" 2>"$work/$c.err" &
+  ip netns exec "$(lab_ns "$c")" iperf -s -u -B "$group" -l 1472 -i 1 -y C >"$work/$c.csv" 2>"$work/$c.err" &
   pids+=($!)
 done
 check "both clients joined $group" lab_wait_joined 10 "$group" c1 c2

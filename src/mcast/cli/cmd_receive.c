@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "log.h"
 #include "mlcast.h"
+#include "net.h"
 #include "parse.h"
 #include "proto.h"
 #include "sha256.h"
@@ -141,9 +142,14 @@ int cmd_receive(int argc, char **argv)
 		case 'i':
 			o.ifname = optarg;
 			break;
-		case 'g':
+		case 'g': {
+			struct in_addr g;
+
+			if (mc_parse_group(optarg, &g, &why) < 0)
+				return cli_usage_error("receive", "--group %s: %s", optarg, why);
 			o.group = optarg;
 			break;
+		}
 		case 'p':
 			if (parse_uint(optarg, 1, 65535, &v, &why) < 0)
 				return cli_usage_error("receive", "--port %s: %s", optarg, why);
@@ -195,7 +201,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage_error("receive", "unexpected argument '%s'", argv[optind]);
-	if (!o.output)
+	if (!o.output || !*o.output)
 		return cli_usage_error("receive", "-o OUTPUT is required");
 	ui.output = o.output;
 	ui.tty = isatty(STDERR_FILENO) && !ui.json;

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "log.h"
 #include "mlcast.h"
+#include "net.h"
 #include "parse.h"
 #include "proto.h"
 
@@ -226,9 +227,14 @@ int cmd_send(int argc, char **argv)
 		case 'i':
 			o.ifname = optarg;
 			break;
-		case 'g':
+		case 'g': {
+			struct in_addr g;
+
+			if (mc_parse_group(optarg, &g, &why) < 0)
+				return cli_usage_error("send", "--group %s: %s", optarg, why);
 			o.group = optarg;
 			break;
+		}
 		case 'p':
 			if (parse_uint(optarg, 1, 65535, &v, &why) < 0)
 				return cli_usage_error("send", "--port %s: %s", optarg, why);
