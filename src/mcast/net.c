@@ -119,6 +119,9 @@ int mc_receiver_socket(struct in_addr group, uint16_t port, unsigned ifindex, ch
 	bigbuf(fd, SO_RCVBUF, SO_RCVBUFFORCE);
 	if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0)
 		return fail(fd, "SO_TIMESTAMPNS", err, errsz);
+	/* The count of packets dropped for want of buffer: a receiver too slow. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one)) < 0)
+		return fail(fd, "SO_RXQ_OVFL", err, errsz);
 	/* Only the group joined on this socket, not every group the host joined. */
 	if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero)) < 0)
 		return fail(fd, "IP_MULTICAST_ALL", err, errsz);

@@ -190,6 +190,7 @@ static int dec_body(struct cur *c, struct mc_pkt *p)
 		s->bytes = cur_u64(c);
 		s->delay_us = cur_u32(c);
 		s->rx_pkts = cur_u32(c);
+		s->overflows = cur_u32(c);
 		if (s->state < MC_R_MANIFEST || s->state > MC_R_FAILED || s->loss_permille > 1000)
 			return MC_EBADPKT;
 		break;
@@ -343,6 +344,7 @@ int mc_encode(const struct mc_pkt *p, uint8_t *buf, size_t cap, const uint8_t *k
 		wcur_u64(&w, s->bytes);
 		wcur_u32(&w, s->delay_us);
 		wcur_u32(&w, s->rx_pkts);
+		wcur_u32(&w, s->overflows);
 		break;
 	}
 	case MC_WELCOME:

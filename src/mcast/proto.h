@@ -151,9 +151,10 @@ struct mc_status {
 	uint16_t loss_permille; /* of DATA over the last report interval */
 	uint32_t chunks_done;
 	uint32_t chunks_needed;
-	uint64_t bytes;    /* payload bytes received so far */
-	uint32_t delay_us; /* queueing delay over the last interval */
-	uint32_t rx_pkts;  /* DATA packets received in the last interval */
+	uint64_t bytes;     /* payload bytes received so far */
+	uint32_t delay_us;  /* queueing delay over the last interval */
+	uint32_t rx_pkts;   /* DATA packets received in the last interval */
+	uint32_t overflows; /* packets its socket dropped for want of buffer, same interval */
 };
 
 struct mc_ack { /* WELCOME, NEED_ACK (first, nbits), DONE_ACK */

@@ -1,6 +1,4 @@
 /* Rate control for the sender (see ratectl.h). */
-#include <math.h>
-
 #include "ratectl.h"
 
 void rc_init(struct ratectl *rc, uint64_t cap, uint64_t floor)
@@ -21,13 +19,14 @@ uint16_t rc_base_loss(const struct rc_peer *peer)
 }
 
 bool rc_classify(struct rc_peer *peer, uint16_t loss_permille, uint32_t delay_us, uint32_t npkts,
-                 uint64_t now_ms)
+                 uint32_t overflows, uint64_t now_ms)
 {
-	double p, sigma;
+	uint16_t base;
 
-	if (delay_us >= RC_DELAY_CONGESTED_US)
+	/* A queue building in front of the receiver, or its socket overflowing. */
+	if (delay_us >= RC_DELAY_CONGESTED_US || overflows > 0)
 		return true;
-	/* Too few packets to say anything about loss: only delay counts. */
+	/* Too few packets to say anything about loss: only the above count. */
 	if (npkts < RC_MIN_SAMPLE)
 		return false;
 	if (delay_us <= RC_DELAY_CLEAR_US && npkts >= RC_BASE_SAMPLE) {
@@ -45,16 +44,13 @@ bool rc_classify(struct rc_peer *peer, uint16_t loss_permille, uint32_t delay_us
 		}
 	}
 	/*
-	 * Loss counts as congestion only when it is clearly above the base loss:
-	 * by the margin and by three standard deviations of a loss measured
-	 * over npkts packets, so that a small sample of random loss does not
-	 * look like congestion.
+	 * Loss alone counts as congestion only far above the base loss: twice
+	 * it and the margin more. Link loss comes in bursts (a dropped GSO
+	 * train, a noisy cable), so a report can show twice the average without
+	 * any queue; a path that really cannot take the rate loses far more.
 	 */
-	p = rc_base_loss(peer) / 1000.0;
-	if (p < 0.01)
-		p = 0.01;
-	sigma = 1000.0 * sqrt(p * (1.0 - p) / npkts);
-	return loss_permille > rc_base_loss(peer) + RC_LOSS_MARGIN + 3.0 * sigma;
+	base = rc_base_loss(peer);
+	return loss_permille > 2u * base + RC_LOSS_MARGIN;
 }
 
 void rc_report(struct ratectl *rc, bool congested)

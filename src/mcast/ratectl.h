@@ -12,11 +12,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RC_DELAY_CONGESTED_US 4000 /* queueing delay that means a queue is building */
+#define RC_DELAY_CONGESTED_US 8000 /* queueing delay that means a queue is building */
 #define RC_DELAY_CLEAR_US 1500     /* below this a queue is empty: loss then is base loss */
 #define RC_MIN_SAMPLE 200          /* packets in a report below which loss is not judged */
 #define RC_BASE_SAMPLE 1000        /* packets in a report needed to learn base loss */
-#define RC_LOSS_MARGIN 30          /* per mille above base loss that counts as congestion */
+#define RC_LOSS_MARGIN 60          /* per mille above twice the base loss: congestion */
 
 /*
  * A receiver's base loss is the least loss it reported with an empty queue
@@ -44,11 +44,12 @@ struct ratectl {
 
 void rc_init(struct ratectl *rc, uint64_t cap, uint64_t floor);
 /*
- * Classifies one receiver report (npkts packets received in its interval):
+ * Classifies one receiver report (npkts packets received in its interval,
+ * overflows dropped by its socket):
  * returns true when it signals congestion. Updates the peer's base loss. Does not change the rate.
  */
 bool rc_classify(struct rc_peer *peer, uint16_t loss_permille, uint32_t delay_us, uint32_t npkts,
-                 uint64_t now_ms);
+                 uint32_t overflows, uint64_t now_ms);
 /* Notes a report from a receiver that counts for the rate (an active one). */
 void rc_report(struct ratectl *rc, bool congested);
 /*

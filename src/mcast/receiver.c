@@ -125,6 +125,8 @@ static void send_status(struct rx *r, uint64_t now_ms)
 	p.u.st.bytes = r->st.bytes;
 	p.u.st.delay_us = r->last_delay;
 	p.u.st.rx_pkts = r->int_pkts;
+	p.u.st.overflows = r->ovfl_total - r->ovfl_reported;
+	r->ovfl_reported = r->ovfl_total;
 	rx_send(r, &p);
 	r->seq_base = r->seq_hi;
 	r->int_pkts = 0;
@@ -505,7 +507,8 @@ static void on_packet(struct rx *r, const uint8_t *buf, size_t len, const struct
 static void read_socket(struct rx *r, int fd, uint64_t now_ms)
 {
 	static __thread uint8_t bufs[RX_BATCH][MC_MAX_PKT + 1];
-	static __thread uint8_t ctl[RX_BATCH][CMSG_SPACE(sizeof(struct timespec))];
+	static __thread uint8_t
+	    ctl[RX_BATCH][CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(uint32_t))];
 	struct mmsghdr mm[RX_BATCH];
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_in from[RX_BATCH];
@@ -533,6 +536,13 @@ static void read_socket(struct rx *r, int fd, uint64_t now_ms)
 
 			for (cm = CMSG_FIRSTHDR(&mm[i].msg_hdr); cm;
 			     cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm)) {
+				if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+					uint32_t drops;
+
+					memcpy(&drops, CMSG_DATA(cm), sizeof(drops));
+					if (drops > r->ovfl_total)
+						r->ovfl_total = drops;
+				}
 				if (cm->cmsg_level == SOL_SOCKET &&
 				    cm->cmsg_type == SCM_TIMESTAMPNS) {
 					struct timespec ts;

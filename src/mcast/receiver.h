@@ -141,7 +141,8 @@ struct rx {
 	int64_t qdelay_sum;
 	uint32_t qdelay_n;
 	uint64_t last_status_ms, done_sent_ms, final_ms, last_sync_ms;
-	bool leave; /* the sender acknowledged our outcome, or ended */
+	bool leave;                         /* the sender acknowledged our outcome, or ended */
+	uint32_t ovfl_total, ovfl_reported; /* socket drops (SO_RXQ_OVFL) */
 	uint16_t last_loss;
 	uint32_t last_delay;
 

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@
 
 #define LAG_LOSS_GAP 150   /* per mille worse than the best receiver: lagging */
 #define SLOW_DROP_MS 10000 /* congested at the floor this long: dropped */
-#define BURST_PKTS 64      /* token bucket depth */
+#define BURST_PKTS 128     /* token bucket depth */
 #define PKT_WIRE (MC_DATA_HDR_LEN + MC_SYM + SND_WIRE_OVERHEAD)
 
 const char *mc_fail_str(int code)
@@ -342,8 +343,8 @@ static void on_status(struct snd *s, const struct mc_status *st, uint64_t now_ms
 	if (st->state != MC_R_RECEIVING)
 		r->cong_since_ms = 0; /* verifying or seeding: no rate is at stake */
 	if (st->state == MC_R_RECEIVING && st->rx_pkts > 0) {
-		bool congested =
-		    rc_classify(&r->rc, st->loss_permille, st->delay_us, st->rx_pkts, now_ms);
+		bool congested = rc_classify(&r->rc, st->loss_permille, st->delay_us, st->rx_pkts,
+		                             st->overflows, now_ms);
 
 		if (!congested)
 			r->cong_since_ms = 0;
@@ -593,11 +594,66 @@ static int step_state(struct snd *s, uint64_t now_ms, char *err, size_t errsz)
 	return 0;
 }
 
-static int send_batch(struct snd *s)
+/* True for a full-size DATA packet to the group: those can share one GSO send. */
+static bool gso_ok(const struct snd *s, unsigned i)
 {
-	while (s->sent_in_batch < s->nbatch) {
-		int n =
-		    sendmmsg(s->fd, s->msgs + s->sent_in_batch, s->nbatch - s->sent_in_batch, 0);
+	const struct msghdr *mh = &s->msgs[i].msg_hdr;
+
+	return mh->msg_iovlen == 2 && mh->msg_name == &s->group &&
+	       s->iov[i][0].iov_len == MC_DATA_HDR_LEN && s->iov[i][1].iov_len == MC_SYM;
+}
+
+/*
+ * Sends msgs [i, j) as one UDP GSO datagram (the kernel cuts it into
+ * packets of one header and one symbol each, so the whole path up to the
+ * switch ports handles one buffer instead of j - i). Returns 0, or -1 when
+ * the kernel does not take GSO here (the caller then sends them one by one).
+ */
+static int send_gso(struct snd *s, unsigned i, unsigned j)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr mh = {.msg_name = &s->group,
+	                    .msg_namelen = sizeof(s->group),
+	                    .msg_iov = &s->iov[i][0],
+	                    .msg_iovlen = 2 * (size_t)(j - i),
+	                    .msg_control = ctl.buf,
+	                    .msg_controllen = sizeof(ctl.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	uint16_t seg = MC_DATA_HDR_LEN + MC_SYM;
+
+	cm->cmsg_level = SOL_UDP;
+	cm->cmsg_type = UDP_SEGMENT;
+	cm->cmsg_len = CMSG_LEN(sizeof(seg));
+	memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+	for (;;) {
+		if (sendmsg(s->fd, &mh, 0) >= 0)
+			return 0;
+		if (errno == EAGAIN || errno == ENOBUFS) {
+			struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
+
+			(void)poll(&pfd, 1, 5);
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) {
+			log_info("UDP GSO not available here (%s): sending packet by packet",
+			         strerror(errno));
+			s->no_gso = true;
+			return -1;
+		}
+		log_warn("send: %s", strerror(errno));
+		return 0;
+	}
+}
+
+static void send_plain(struct snd *s, unsigned i, unsigned j)
+{
+	while (i < j) {
+		int n = sendmmsg(s->fd, s->msgs + i, j - i, 0);
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == ENOBUFS) {
@@ -610,9 +666,34 @@ static int send_batch(struct snd *s)
 				continue;
 			/* A send that fails for good (no route, interface down): log, go on. */
 			log_warn("send: %s", strerror(errno));
-			break;
+			return;
 		}
-		s->sent_in_batch += (unsigned)n;
+		i += (unsigned)n;
+	}
+}
+
+static int send_batch(struct snd *s)
+{
+	unsigned i = 0;
+
+	while (i < s->nbatch) {
+		unsigned j = i;
+
+		if (!s->no_gso) {
+			while (j < s->nbatch && gso_ok(s, j))
+				j++;
+			if (j - i >= 2 && send_gso(s, i, j) == 0) {
+				i = j;
+				continue;
+			}
+			j = i;
+		}
+		/* A run that cannot go as one GSO datagram. */
+		do
+			j++;
+		while (j < s->nbatch && (s->no_gso || !gso_ok(s, j)));
+		send_plain(s, i, j);
+		i = j;
 	}
 	s->st.wire_bytes += s->batch_bytes;
 	s->tokens -= (double)s->batch_bytes;
@@ -722,8 +803,8 @@ static int run(struct snd *s, char *err, size_t errsz)
 		} else if (s->state == MC_S_WAITING) {
 			wait_for(s, 5000000);
 		} else {
-			/* Sleep until about 8 packets' worth of tokens (bytes) are there. */
-			double need = (double)PKT_WIRE * 8 - s->tokens;
+			/* Sleep until a whole batch's worth of tokens (bytes) is there. */
+			double need = (double)PKT_WIRE * SND_BATCH - s->tokens;
 			uint64_t ns = need > 0 ? (uint64_t)(need * 8e9 / (double)s->rc.rate) : 0;
 
 			if (ns > 2000000)

@@ -106,6 +106,7 @@ struct snd {
 	struct sockaddr_in to[SND_BATCH]; /* unicast destinations */
 	uint8_t *parity[SND_BATCH];       /* MC_SYM each */
 	unsigned nbatch, sent_in_batch;
+	bool no_gso; /* the kernel refused UDP GSO: plain sendmmsg */
 	uint64_t batch_bytes;
 
 	struct mc_send_status st;

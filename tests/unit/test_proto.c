@@ -130,6 +130,7 @@ static void sample(uint8_t type, struct mc_pkt *p)
 		p->u.st.bytes = 0xF123456789ABCDEFull;
 		p->u.st.delay_us = 0x80000009u;
 		p->u.st.rx_pkts = 0x8000000Au;
+		p->u.st.overflows = 0x7000000Bu;
 		break;
 	case MC_WELCOME:
 	case MC_DONE_ACK:
@@ -247,6 +248,7 @@ static void assert_same(const struct mc_pkt *a, const struct mc_pkt *b)
 		assert_true(a->u.st.bytes == b->u.st.bytes);
 		assert_int_equal(a->u.st.delay_us, b->u.st.delay_us);
 		assert_int_equal(a->u.st.rx_pkts, b->u.st.rx_pkts);
+		assert_int_equal(a->u.st.overflows, b->u.st.overflows);
 		break;
 	case MC_WELCOME:
 	case MC_DONE_ACK:
@@ -291,7 +293,7 @@ static size_t body_len(const struct mc_pkt *p)
 	case MC_NEED:
 		return 11u + (p->u.need.nbits + 7u) / 8u;
 	case MC_STATUS:
-		return 32;
+		return 36;
 	case MC_WELCOME:
 	case MC_DONE_ACK:
 		return 4;

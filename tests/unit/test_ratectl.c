@@ -26,17 +26,17 @@ static void test_delay_means_congestion(void **state)
 	(void)state;
 	memset(&peer, 0, sizeof(peer));
 	/* A queue of RC_DELAY_CONGESTED_US or more is congestion, even without loss. */
-	assert_true(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US, 100000000, 1000));
-	assert_true(rc_classify(&peer, 0, UINT32_MAX, 100000000, 1001));
+	assert_true(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US, 100000000, 0, 1000));
+	assert_true(rc_classify(&peer, 0, UINT32_MAX, 100000000, 0, 1001));
 	/* Just below, with no loss, it is not. */
-	assert_false(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US - 1, 100000000, 1002));
+	assert_false(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US - 1, 100000000, 0, 1002));
 	/* A queue that is building taught nothing about the base loss. */
 	assert_false(peer.known);
 	assert_int_equal(rc_base_loss(&peer), 0);
 	/* An empty queue and no loss. */
-	assert_false(rc_classify(&peer, 0, 0, 100000000, 1003));
+	assert_false(rc_classify(&peer, 0, 0, 100000000, 0, 1003));
 	assert_true(peer.known);
-	assert_true(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US, 100000000, 1004));
+	assert_true(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US, 100000000, 0, 1004));
 }
 
 static void test_loss_above_base(void **state)
@@ -46,18 +46,18 @@ static void test_loss_above_base(void **state)
 	(void)state;
 	memset(&peer, 0, sizeof(peer));
 	/* A link that loses 5 % with an empty queue: its base loss. */
-	assert_false(rc_classify(&peer, 50, RC_DELAY_CLEAR_US, 100000000, 1000));
+	assert_false(rc_classify(&peer, 50, RC_DELAY_CLEAR_US, 100000000, 0, 1000));
 	assert_int_equal(rc_base_loss(&peer), 50);
-	/* That loss, or up to the margin above it, is not congestion. */
-	assert_false(rc_classify(&peer, 50, 2000, 100000000, 1100));
-	assert_false(rc_classify(&peer, 50 + RC_LOSS_MARGIN, 2000, 100000000, 1200));
-	/* More than base + margin is. */
-	assert_true(rc_classify(&peer, 50 + RC_LOSS_MARGIN + 1, 2000, 100000000, 1300));
-	assert_true(rc_classify(&peer, 1000, 0, 100000000, 1400));
+	/* That loss, or up to twice it and the margin, is not congestion. */
+	assert_false(rc_classify(&peer, 50, 2000, 100000000, 0, 1100));
+	assert_false(rc_classify(&peer, 100 + RC_LOSS_MARGIN, 2000, 100000000, 0, 1200));
+	/* More than twice the base and the margin is. */
+	assert_true(rc_classify(&peer, 100 + RC_LOSS_MARGIN + 1, 2000, 100000000, 0, 1300));
+	assert_true(rc_classify(&peer, 1000, 0, 100000000, 0, 1400));
 	/* An unknown base counts as zero: the margin alone. */
 	memset(&peer, 0, sizeof(peer));
-	assert_false(rc_classify(&peer, RC_LOSS_MARGIN, 2000, 100000000, 1000));
-	assert_true(rc_classify(&peer, RC_LOSS_MARGIN + 1, 2000, 100000000, 1000));
+	assert_false(rc_classify(&peer, RC_LOSS_MARGIN, 2000, 100000000, 0, 1000));
+	assert_true(rc_classify(&peer, RC_LOSS_MARGIN + 1, 2000, 100000000, 0, 1000));
 }
 
 /* Random loss is learned only from reports with an empty queue. */
@@ -68,24 +68,24 @@ static void test_base_learned_with_empty_queue_only(void **state)
 	(void)state;
 	memset(&peer, 0, sizeof(peer));
 	/* Loss while a queue builds is not the link's loss: nothing learned. */
-	assert_true(rc_classify(&peer, 200, RC_DELAY_CLEAR_US + 1, 100000000, 1000));
+	assert_true(rc_classify(&peer, 200, RC_DELAY_CLEAR_US + 1, 100000000, 0, 1000));
 	assert_false(peer.known);
-	assert_true(rc_classify(&peer, 200, RC_DELAY_CONGESTED_US + 5000, 100000000, 1100));
+	assert_true(rc_classify(&peer, 200, RC_DELAY_CONGESTED_US + 5000, 100000000, 0, 1100));
 	assert_false(peer.known);
 	/* The same loss with an empty queue is random loss: learned, not congestion. */
-	assert_false(rc_classify(&peer, 200, RC_DELAY_CLEAR_US, 100000000, 1200));
+	assert_false(rc_classify(&peer, 200, RC_DELAY_CLEAR_US, 100000000, 0, 1200));
 	assert_true(peer.known);
 	assert_int_equal(rc_base_loss(&peer), 200);
 	/* Less loss under a queue does not lower the base... */
-	assert_false(rc_classify(&peer, 10, 3000, 100000000, 1300));
+	assert_false(rc_classify(&peer, 10, 3000, 100000000, 0, 1300));
 	assert_int_equal(rc_base_loss(&peer), 200);
 	/* ...less loss with an empty queue does. */
-	assert_false(rc_classify(&peer, 120, 0, 100000000, 1400));
+	assert_false(rc_classify(&peer, 120, 0, 100000000, 0, 1400));
 	assert_int_equal(rc_base_loss(&peer), 120);
 	/* More loss with an empty queue does not raise it within the window. */
-	assert_false(rc_classify(&peer, 140, 0, 100000000, 1500));
+	assert_false(rc_classify(&peer, 140, 0, 100000000, 0, 1500));
 	assert_int_equal(rc_base_loss(&peer), 120);
-	assert_true(rc_classify(&peer, 120 + RC_LOSS_MARGIN + 1, 0, 100000000, 1600));
+	assert_true(rc_classify(&peer, 240 + RC_LOSS_MARGIN + 1, 0, 100000000, 0, 1600));
 	assert_int_equal(rc_base_loss(&peer), 120);
 }
 
@@ -101,30 +101,30 @@ static void test_window_rotation(void **state)
 
 	(void)state;
 	memset(&peer, 0, sizeof(peer));
-	rc_classify(&peer, 20, 0, 100000000, t0);
+	rc_classify(&peer, 20, 0, 100000000, 0, t0);
 	assert_int_equal(rc_base_loss(&peer), 20);
 	/* Later in the first window: a worse loss does not count yet. */
-	rc_classify(&peer, 80, 0, 100000000, t0 + w - 1);
+	rc_classify(&peer, 80, 0, 100000000, 0, t0 + w - 1);
 	assert_int_equal(rc_base_loss(&peer), 20);
 	/* The window ends: the new window starts with this report. */
-	rc_classify(&peer, 80, 0, 100000000, t0 + w);
+	rc_classify(&peer, 80, 0, 100000000, 0, t0 + w);
 	assert_int_equal(peer.prev_min, 20);
 	assert_int_equal(peer.cur_min, 80);
 	assert_int_equal(rc_base_loss(&peer), 20);
 	/* Reports with a queue never rotate the window. */
-	rc_classify(&peer, 80, 3000, 100000000, t0 + 3 * w);
+	rc_classify(&peer, 80, 3000, 100000000, 0, t0 + 3 * w);
 	assert_int_equal(peer.prev_min, 20);
 	assert_int_equal(rc_base_loss(&peer), 20);
 	/* Two windows later the old minimum is gone: the link got worse. */
-	rc_classify(&peer, 80, 0, 100000000, t0 + 3 * w + 1);
+	rc_classify(&peer, 80, 0, 100000000, 0, t0 + 3 * w + 1);
 	assert_int_equal(peer.prev_min, 80);
 	assert_int_equal(peer.cur_min, 80);
 	assert_int_equal(rc_base_loss(&peer), 80);
-	assert_false(rc_classify(&peer, 80 + RC_LOSS_MARGIN, 0, 100000000, t0 + 3 * w + 2));
+	assert_false(rc_classify(&peer, 160 + RC_LOSS_MARGIN, 0, 100000000, 0, t0 + 3 * w + 2));
 	/* A better link shows at once. */
-	rc_classify(&peer, 5, 0, 100000000, t0 + 3 * w + 3);
+	rc_classify(&peer, 5, 0, 100000000, 0, t0 + 3 * w + 3);
 	assert_int_equal(rc_base_loss(&peer), 5);
-	assert_true(rc_classify(&peer, 80, 0, 100000000, t0 + 3 * w + 4));
+	assert_true(rc_classify(&peer, 80, 0, 100000000, 0, t0 + 3 * w + 4));
 }
 
 static void test_init(void **state)
@@ -300,18 +300,19 @@ static void test_small_samples(void **state)
 
 	(void)state;
 	/* A base loss of 5 % learned over big reports. */
-	assert_false(rc_classify(&peer, 50, 0, 100000, 1000));
+	assert_false(rc_classify(&peer, 50, 0, 100000, 0, 1000));
 	assert_int_equal(rc_base_loss(&peer), 50);
 	/* A report of 90 packets: loss is not judged at all, nor learned. */
-	assert_false(rc_classify(&peer, 0, 0, 90, 1100));
-	assert_false(rc_classify(&peer, 300, 0, 90, 1200));
+	assert_false(rc_classify(&peer, 0, 0, 90, 0, 1100));
+	assert_false(rc_classify(&peer, 300, 0, 90, 0, 1200));
 	assert_int_equal(rc_base_loss(&peer), 50);
-	/* 500 packets at 10 %: within three standard deviations plus the margin. */
-	assert_false(rc_classify(&peer, 100, 0, 500, 1300));
+	/* 500 packets at 15 % (a burst of link loss): not congestion. */
+	assert_false(rc_classify(&peer, 150, 0, 500, 0, 1300));
 	/* 500 packets at 20 %: congestion. */
-	assert_true(rc_classify(&peer, 200, 0, 500, 1400));
-	/* Delay always counts. */
-	assert_true(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US, 10, 1500));
+	assert_true(rc_classify(&peer, 200, 0, 500, 0, 1400));
+	/* Delay always counts, and so does a socket that overflowed. */
+	assert_true(rc_classify(&peer, 0, RC_DELAY_CONGESTED_US, 10, 0, 1500));
+	assert_true(rc_classify(&peer, 0, 0, 10, 1, 1600));
 }
 
 int main(void)

@@ -51,12 +51,13 @@ static void json_rx(const struct mc_rx_view *v)
 {
 	printf("{\"id\":\"%08x\",\"name\":", v->rid);
 	cli_json_str(stdout, v->name);
-	printf(",\"addr\":\"%s\",\"state\":\"%s\",\"chunks_done\":%u,\"chunks_needed\":%u,"
-	       "\"bytes\":%llu,\"loss_permille\":%u,\"lagging\":%s,\"joined_s\":%.3f,"
-	       "\"finished_s\":%.3f",
-	       v->addr, mc_view_state_str(v->state), v->chunks_done, v->chunks_needed,
-	       (unsigned long long)v->bytes, v->loss_permille, v->lagging ? "true" : "false",
-	       v->joined_s, v->finished_s);
+	printf(
+	    ",\"addr\":\"%s\",\"state\":\"%s\",\"chunks_done\":%u,\"chunks_needed\":%u,"
+	    "\"bytes\":%llu,\"loss_permille\":%u,\"delay_us\":%u,\"lagging\":%s,\"joined_s\":%.3f,"
+	    "\"finished_s\":%.3f",
+	    v->addr, mc_view_state_str(v->state), v->chunks_done, v->chunks_needed,
+	    (unsigned long long)v->bytes, v->loss_permille, v->delay_us,
+	    v->lagging ? "true" : "false", v->joined_s, v->finished_s);
 	if (v->state == MC_V_FAILED || v->state == MC_V_DROPPED) {
 		printf(",\"reason\":");
 		cli_json_str(stdout, mc_fail_str(v->code));
