@@ -409,6 +409,7 @@ static void on_packet(struct rx *r, const uint8_t *buf, size_t len, const struct
 
 	if (rc == MC_EBADTAG) {
 		r->st.forged_pkts++;
+		r->bad_tags++;
 		return;
 	}
 	if (rc < 0) {
@@ -736,7 +737,12 @@ static void timers(struct rx *r, uint64_t now_ms)
 	if (r->o->stop && *r->o->stop)
 		fail(r, MC_FAIL_INTERRUPTED, "interrupted");
 	if (r->phase == RX_LISTEN) {
-		if (now_ms - r->t0_ms > timeout)
+		if (now_ms - r->t0_ms > timeout && r->bad_tags > 0)
+			fail(r, MC_FAIL_MANIFEST,
+			     "no sender heard within %.0f s; %llu packets failed authentication: "
+			     "is the key (--key) the sender's?",
+			     timeout / 1000.0, (unsigned long long)r->bad_tags);
+		else if (now_ms - r->t0_ms > timeout)
 			fail(r, MC_FAIL_SENDER_GONE, "no sender heard within %.0f s",
 			     timeout / 1000.0);
 		return;

@@ -143,6 +143,7 @@ struct rx {
 	uint64_t last_status_ms, done_sent_ms, final_ms, last_sync_ms;
 	bool leave;                         /* the sender acknowledged our outcome, or ended */
 	uint32_t ovfl_total, ovfl_reported; /* socket drops (SO_RXQ_OVFL) */
+	uint64_t bad_tags;                  /* packets that failed authentication */
 	uint16_t last_loss;
 	uint32_t last_delay;
 

@@ -305,8 +305,13 @@ void rx_send_nacks(struct rx *r, uint64_t now_ms)
 			continue;
 		ch = r->act[c];
 		if (!ch) {
+			/*
+			 * The chunk stays "passed" until the sender advertises that it
+			 * will send it again (rx_on_adv): a NACK that is lost, or that
+			 * the sender defers (a lagging receiver), is sent again after
+			 * the hold-off instead of being forgotten.
+			 */
 			p.u.list.e[p.u.list.n++] = (struct mc_entry){c, MC_BLOCK_WHOLE, 0};
-			bm_clear(&r->passed, c);
 		} else {
 			for (uint16_t b = 0; b < ch->nblocks; b++) {
 				uint16_t deficit = ch->blk[b].k - ch->blk[b].have;
