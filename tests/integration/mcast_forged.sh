@@ -118,7 +118,7 @@ check "nokey: the reason mentions the key" grep -qiE 'key' <<<"$(mc_field nokey 
 # receiver counts them as forged and its reason asks about the key.
 check "wrongkey: counted the sender's ANNOUNCEs as forged ($(mc_field wrongkey forged_pkts))" \
   test "$(mc_field wrongkey forged_pkts)" -gt 0
-check "wrongkey: the reason mentions the key" grep -qiE 'key' <<<"$(mc_field wrongkey reason)
+check "wrongkey: the reason mentions the key" grep -qiE 'key' <<<"$(mc_field wrongkey reason)"
 for t in snd1 snd2 r1 r2 r3 k1 k2 nokey wrongkey; do check "$t did not crash" mc_no_crash "$t"; done
 
 mc_finish
