@@ -10,6 +10,7 @@
  * after the output file was made durable, so that a record on disk never
  * names a chunk whose data could still be lost.
  */
+#include "fileio.h"
 #include "journal.h"
 
 #include <errno.h>
@@ -134,49 +135,6 @@ out:
 	return ret;
 }
 
-/* Writes all of buf at off. Returns 0 or -errno. */
-static int pwrite_all(int fd, const uint8_t *buf, size_t n, uint64_t off)
-{
-	int ret = 0;
-
-	while (n > 0 && ret == 0) {
-		ssize_t w = pwrite(fd, buf, n, (off_t)off);
-
-		if (w < 0 && errno != EINTR) {
-			ret = -errno;
-		} else if (w == 0) {
-			ret = -EIO;
-		} else if (w > 0) {
-			buf += w;
-			n -= (size_t)w;
-			off += (uint64_t)w;
-		}
-	}
-	return ret;
-}
-
-/* Reads exactly n bytes at offset 0. Returns 0 or -errno (-EIO when short). */
-static int pread_all(int fd, uint8_t *buf, size_t n)
-{
-	uint64_t off = 0;
-	int ret = 0;
-
-	while (n > 0 && ret == 0) {
-		ssize_t r = pread(fd, buf, n, (off_t)off);
-
-		if (r < 0 && errno != EINTR) {
-			ret = -errno;
-		} else if (r == 0) {
-			ret = -EIO;
-		} else if (r > 0) {
-			buf += r;
-			n -= (size_t)r;
-			off += (uint64_t)r;
-		}
-	}
-	return ret;
-}
-
 /*
  * Tries to resume from the journal open on j->fd. Returns 1 when it matched
  * (done filled, j->off set, a torn tail cut off), 0 when a fresh journal is
@@ -212,7 +170,7 @@ static int jr_resume(struct journal *j, const struct jr_header *want, struct bit
 		ret = -ENOMEM;
 		goto out;
 	}
-	r = pread_all(j->fd, buf, (size_t)st.st_size);
+	r = fio_pread_full(j->fd, buf, (size_t)st.st_size, 0);
 	if (r < 0) {
 		ret = r;
 		goto out;
@@ -257,7 +215,7 @@ static int jr_fresh(struct journal *j, const struct jr_header *want)
 		ret = -errno;
 		goto out;
 	}
-	ret = pwrite_all(j->fd, hdr, sizeof(hdr), 0);
+	ret = fio_pwrite_all(j->fd, hdr, sizeof(hdr), 0);
 	if (ret < 0) {
 		goto out;
 	}
@@ -400,7 +358,7 @@ int jr_sync(struct journal *j, int data_fd)
 		 * On failure the records stay queued and j->off stays put, so
 		 * the next attempt overwrites whatever part was written.
 		 */
-		ret = pwrite_all(j->fd, j->pending, j->npending * JR_RECORD_LEN, j->off);
+		ret = fio_pwrite_all(j->fd, j->pending, j->npending * JR_RECORD_LEN, j->off);
 		if (ret < 0) {
 			goto out;
 		}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cursor.h"
+#include "fileio.h"
 #include "manifest.h"
 #include "sha256.h"
 
@@ -311,22 +312,6 @@ out:
 	return ret;
 }
 
-/* Writes all of buf to fd. Returns 0 or -errno. */
-static int mf_write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int mf_save(const char *path, const struct manifest *m)
 {
 	const char *slash = strrchr(path, '/');
@@ -373,7 +358,7 @@ int mf_save(const char *path, const struct manifest *m)
 		ret = -errno;
 		goto out;
 	}
-	ret = mf_write_all(fd, buf, len);
+	ret = fio_write_all(fd, buf, len);
 	if (ret < 0)
 		goto out;
 	if (fsync(fd) < 0) {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "fileio.h"
 #include "manifest.h"
 #include "mlcast.h"
 #include "mtime.h"
@@ -100,12 +101,6 @@ static void pp_err(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool pp_all_zero(const uint8_t *p, size_t len)
-{
-	/* Comparing the buffer with itself shifted by one uses memcmp's speed. */
-	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
-}
-
 /* Returns an idle compression context or a new one; NULL when out of memory. */
 static ZSTD_CCtx *pp_cctx_get(struct pp_ctx *ctx)
 {
@@ -140,7 +135,7 @@ static void pp_job(void *arg)
 
 	s->err = 0;
 	s->stored_len = 0;
-	if (pp_all_zero(s->raw, s->len)) {
+	if (fio_all_zero(s->raw, s->len)) {
 		s->flags = MF_ZERO;
 		memcpy(s->sha256,
 		       s->len == ctx->chunk_size ? ctx->zero_sha_full : ctx->zero_sha_tail,
@@ -206,25 +201,6 @@ static int pp_next_extent(struct pp_reader *r, uint64_t pos)
 	return 0;
 }
 
-/* Reads exactly len bytes at off. Returns 0, -EIO on a short file, or -errno. */
-static int pp_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /*
  * Fills buf with image bytes [off, off+len): data extents are read, holes
  * are zeroed without reading. *hole tells whether the whole range was a
@@ -250,7 +226,7 @@ static int pp_read_chunk(struct pp_reader *r, uint64_t off, uint32_t len, uint8_
 			memset(buf + (pos - off), 0, stop - pos);
 		} else {
 			stop = r->data_end < end ? r->data_end : end;
-			ret = pp_pread_all(r->fd, buf + (pos - off), stop - pos, pos);
+			ret = fio_pread_full(r->fd, buf + (pos - off), stop - pos, pos);
 			if (ret < 0)
 				return ret;
 			any = true;
@@ -258,22 +234,6 @@ static int pp_read_chunk(struct pp_reader *r, uint64_t off, uint32_t len, uint8_
 		pos = stop;
 	}
 	*hole = !any;
-	return 0;
-}
-
-/* Writes all of buf to fd. Returns 0 or -errno. */
-static int pp_write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
 	return 0;
 }
 
@@ -680,7 +640,7 @@ static int pp_retire(struct pp_state *r, struct pp_ctx *ctx, uint32_t i,
 	}
 	if (s->flags & MF_ZSTD)
 		st->zstd_chunks++;
-	ret = pp_write_all(r->data_fd, s->flags & MF_ZSTD ? s->out : s->raw, s->stored_len);
+	ret = fio_write_all(r->data_fd, s->flags & MF_ZSTD ? s->out : s->raw, s->stored_len);
 	if (ret < 0) {
 		if (ret == -ENOSPC || ret == -EDQUOT)
 			pp_err(err, errsz, "disk full writing %s/data", r->store);
@@ -824,7 +784,7 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 	ret = pp_open_image(&r, &sb, &size, err, errsz);
 	if (ret < 0)
 		goto out;
-	ret = pp_pread_all(r.img_fd, magic, sizeof(magic), 0);
+	ret = fio_pread_full(r.img_fd, magic, sizeof(magic), 0);
 	if (ret == -EIO)
 		memset(magic, 0, sizeof(magic)); /* shorter than a magic: raw */
 	else if (ret < 0) {

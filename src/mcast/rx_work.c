@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "receiver.h"
 #include "sha256.h"
@@ -47,42 +48,6 @@ struct rx_done *rx_take_done(struct rx *r)
 	r->done_head = NULL;
 	pthread_mutex_unlock(&r->lock);
 	return d;
-}
-
-static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += w;
-	}
-	return 0;
-}
-
-static ssize_t pread_all(int fd, uint8_t *p, size_t n, off_t off)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t rd = pread(fd, p + got, n - got, off + (off_t)got);
-
-		if (rd < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (rd == 0)
-			break;
-		got += (size_t)rd;
-	}
-	return (ssize_t)got;
 }
 
 /*
@@ -207,7 +172,7 @@ static void chunk_job(void *arg)
 			rc = -EBADMSG;
 	}
 	if (rc == 0)
-		rc = pwrite_all(r->out_fd, raw, raw_len, (off_t)c->idx * r->m.chunk_size);
+		rc = fio_pwrite_all(r->out_fd, raw, raw_len, (uint64_t)c->idx * r->m.chunk_size);
 	free(tmp);
 	d->result = rc;
 	post(r, d);
@@ -255,14 +220,14 @@ static void seed_job(void *arg)
 			if ((data < 0 && errno == ENXIO) || (data >= 0 && data >= off + (off_t)len))
 				continue;
 		}
-		got = pread_all(d->fd, buf, len, off);
+		got = fio_pread_upto(d->fd, buf, len, off);
 		if (got != (ssize_t)len)
 			continue; /* the old image is shorter: nothing to take here */
 		sha256_buf(buf, len, h);
 		if (!ct_equal(h, r->m.chunks[c].sha256, SHA256_LEN))
 			continue;
 		/* From the partial output itself (resume) the data is already in place. */
-		if (d->fd != r->out_fd && pwrite_all(r->out_fd, buf, len, off) < 0) {
+		if (d->fd != r->out_fd && fio_pwrite_all(r->out_fd, buf, len, off) < 0) {
 			d->result = -errno;
 			break;
 		}
@@ -320,7 +285,8 @@ static void *hasher_main(void *arg)
 		if (r->m.chunks[i].flags & MF_ZERO) {
 			sha256_update(ctx, zero, len);
 		} else {
-			ssize_t got = pread_all(r->out_fd, buf, len, (off_t)i * r->m.chunk_size);
+			ssize_t got =
+			    fio_pread_upto(r->out_fd, buf, len, (uint64_t)i * r->m.chunk_size);
 
 			if (got != (ssize_t)len)
 				result = got < 0 ? (int)got : -EIO;
@@ -394,8 +360,8 @@ static void rescan_job(void *arg)
 	}
 	for (uint32_t c = 0; c < r->m.chunk_count && !(r->o->stop && *r->o->stop); c++) {
 		uint32_t len = mf_chunk_raw_len(&r->m, c);
-		bool ok =
-		    pread_all(r->out_fd, buf, len, (off_t)c * r->m.chunk_size) == (ssize_t)len;
+		bool ok = fio_pread_upto(r->out_fd, buf, len, (uint64_t)c * r->m.chunk_size) ==
+		          (ssize_t)len;
 
 		if (ok) {
 			sha256_buf(buf, len, h);
@@ -407,7 +373,7 @@ static void rescan_job(void *arg)
 		if (r->m.chunks[c].flags & MF_ZERO) {
 			/* Nobody sends a zero chunk: write its zeros here. */
 			memset(buf, 0, len);
-			(void)pwrite_all(r->out_fd, buf, len, (off_t)c * r->m.chunk_size);
+			(void)fio_pwrite_all(r->out_fd, buf, len, (uint64_t)c * r->m.chunk_size);
 		} else {
 			bm_clear(&r->done, c);
 		}

@@ -18,6 +18,7 @@
 #include <zstd.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "manifest.h"
 #include "sha256.h"
 
@@ -73,46 +74,6 @@ static void unpack_fail(struct unpack *u, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool unpack_all_zero(const uint8_t *p, size_t len)
-{
-	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
-}
-
-/* Writes all of buf at off. Returns 0 or -errno. */
-static int unpack_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int unpack_pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /*
  * Writes one verified chunk at off; with --sparse, skips aligned blocks of
  * zeros (the file was sized up front, so they read back as zeros).
@@ -122,7 +83,7 @@ static int unpack_write_chunk(struct unpack *u, const uint8_t *p, uint32_t len, 
 	uint32_t pos = 0;
 
 	if (!u->sparse)
-		return unpack_pwrite_all(u->out_fd, p, len, off);
+		return fio_pwrite_all(u->out_fd, p, len, off);
 	while (pos < len) {
 		uint32_t start, blk;
 		int ret;
@@ -130,19 +91,19 @@ static int unpack_write_chunk(struct unpack *u, const uint8_t *p, uint32_t len, 
 		/* Skip a run of zero blocks, then write the run of data blocks after it. */
 		while (pos < len) {
 			blk = len - pos < UNPACK_BLOCK ? len - pos : UNPACK_BLOCK;
-			if (!unpack_all_zero(p + pos, blk))
+			if (!fio_all_zero(p + pos, blk))
 				break;
 			pos += blk;
 		}
 		start = pos;
 		while (pos < len) {
 			blk = len - pos < UNPACK_BLOCK ? len - pos : UNPACK_BLOCK;
-			if (unpack_all_zero(p + pos, blk))
+			if (fio_all_zero(p + pos, blk))
 				break;
 			pos += blk;
 		}
 		if (pos > start) {
-			ret = unpack_pwrite_all(u->out_fd, p + start, pos - start, off + start);
+			ret = fio_pwrite_all(u->out_fd, p + start, pos - start, off + start);
 			if (ret < 0)
 				return ret;
 		}
@@ -161,7 +122,7 @@ static int unpack_chunk(struct unpack *u, uint32_t i)
 	if (c->flags & MF_ZERO) {
 		memset(u->raw, 0, len);
 	} else {
-		ret = unpack_pread_all(u->data_fd, u->stored, c->stored_len, c->offset);
+		ret = fio_pread_full(u->data_fd, u->stored, c->stored_len, c->offset);
 		if (ret < 0) {
 			unpack_fail(u, "%s/data: cannot read chunk %u: %s", u->store, i,
 			            ret == -EIO ? "short file or I/O error" : strerror(-ret));
