@@ -1,0 +1,85 @@
+/* Unit tests for src/common/fileio.c: whole reads and writes on a real file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fileio.h"
+
+static int tmpfile_fd(void)
+{
+	char path[] = "/tmp/test_fileio.XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	return fd;
+}
+
+static void test_write_then_read(void **state)
+{
+	uint8_t in[100000], out[100000];
+	int fd = tmpfile_fd();
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(fio_write_all(fd, in, 1000), 0);
+	assert_int_equal(fio_pwrite_all(fd, in + 1000, sizeof(in) - 1000, 1000), 0);
+	assert_int_equal(fio_pread_full(fd, out, sizeof(out), 0), 0);
+	assert_memory_equal(in, out, sizeof(in));
+	/* Past the end: full fails with -EIO, upto returns what is there. */
+	assert_int_equal(fio_pread_full(fd, out, 10, sizeof(in) - 5), -EIO);
+	assert_int_equal(fio_pread_upto(fd, out, 10, sizeof(in) - 5), 5);
+	assert_memory_equal(out, in + sizeof(in) - 5, 5);
+	assert_int_equal(fio_pread_upto(fd, out, 10, sizeof(in) + 50), 0);
+	/* Nothing to do is success. */
+	assert_int_equal(fio_pread_full(fd, out, 0, 0), 0);
+	assert_int_equal(fio_write_all(fd, in, 0), 0);
+	close(fd);
+}
+
+static void test_bad_fd(void **state)
+{
+	uint8_t b[8] = {0};
+
+	(void)state;
+	assert_int_equal(fio_write_all(-1, b, sizeof(b)), -EBADF);
+	assert_int_equal(fio_pwrite_all(-1, b, sizeof(b), 0), -EBADF);
+	assert_int_equal(fio_pread_full(-1, b, sizeof(b), 0), -EBADF);
+	assert_int_equal(fio_pread_upto(-1, b, sizeof(b), 0), -EBADF);
+}
+
+static void test_all_zero(void **state)
+{
+	uint8_t b[4096] = {0};
+
+	(void)state;
+	assert_true(fio_all_zero(b, 0));
+	assert_true(fio_all_zero(b, 1));
+	assert_true(fio_all_zero(b, sizeof(b)));
+	b[4095] = 1;
+	assert_false(fio_all_zero(b, sizeof(b)));
+	assert_true(fio_all_zero(b, 4095));
+	b[0] = 1;
+	assert_false(fio_all_zero(b, 1));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_write_then_read),
+	    cmocka_unit_test(test_bad_fd),
+	    cmocka_unit_test(test_all_zero),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
