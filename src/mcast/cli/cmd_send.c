@@ -175,10 +175,12 @@ static void result(const struct send_ui *ui, const struct mc_send_status *st, in
 	}
 }
 
+#define MAX_VIEWS 4096 /* a session takes at most this many receivers */
+
 struct final_ctx {
 	struct send_ui *ui;
 	struct mc_send_status st;
-	struct mc_rx_view rx[1024];
+	struct mc_rx_view rx[MAX_VIEWS];
 	bool have;
 };
 
@@ -188,8 +190,9 @@ static void keep_status(void *ctx, const struct mc_send_status *st)
 
 	on_status(f->ui, st);
 	f->st = *st;
-	f->st.nrx = st->nrx < 1024 ? st->nrx : 1024;
-	memcpy(f->rx, st->rx, f->st.nrx * sizeof(*f->rx));
+	f->st.nrx = st->nrx < MAX_VIEWS ? st->nrx : MAX_VIEWS;
+	if (f->st.nrx > 0)
+		memcpy(f->rx, st->rx, f->st.nrx * sizeof(*f->rx));
 	f->st.rx = f->rx;
 	f->have = true;
 }
