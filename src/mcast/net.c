@@ -144,6 +144,24 @@ int mc_control_socket(char *err, size_t errsz)
 	return fd;
 }
 
+void mc_mmsg_setup(struct mmsghdr *mm, struct iovec *iov, struct sockaddr_in *from, uint8_t *bufs,
+                   size_t bufsz, uint8_t *ctl, size_t ctlsz, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		iov[i].iov_base = bufs + i * bufsz;
+		iov[i].iov_len = bufsz;
+		memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &from[i];
+		mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		if (ctl) {
+			mm[i].msg_hdr.msg_control = ctl + i * ctlsz;
+			mm[i].msg_hdr.msg_controllen = ctlsz;
+		}
+	}
+}
+
 void mc_addr_str(const struct sockaddr_in *a, char *out, size_t outsz)
 {
 	char ip[INET_ADDRSTRLEN];

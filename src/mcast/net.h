@@ -3,6 +3,7 @@
 #define MC_NET_H
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,15 @@ int mc_receiver_socket(struct in_addr group, uint16_t port, unsigned ifindex, ch
 
 /* A non-blocking UDP socket on an ephemeral port for unicast control. */
 int mc_control_socket(char *err, size_t errsz);
+
+/*
+ * Points the n headers of a recvmmsg() batch at their buffers: message i
+ * reads into bufs + i * bufsz, its source into from[i] and, when ctl is not
+ * NULL, its control messages into ctl + i * ctlsz. Call before every
+ * recvmmsg(): the kernel overwrites the lengths.
+ */
+void mc_mmsg_setup(struct mmsghdr *mm, struct iovec *iov, struct sockaddr_in *from, uint8_t *bufs,
+                   size_t bufsz, uint8_t *ctl, size_t ctlsz, unsigned n);
 
 /* "a.b.c.d:port" into out (at least 24 bytes). */
 void mc_addr_str(const struct sockaddr_in *a, char *out, size_t outsz);

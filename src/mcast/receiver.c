@@ -508,8 +508,10 @@ static void on_packet(struct rx *r, const uint8_t *buf, size_t len, const struct
 static void read_socket(struct rx *r, int fd, uint64_t now_ms)
 {
 	static __thread uint8_t bufs[RX_BATCH][MC_MAX_PKT + 1];
+	/* Control messages are read through struct cmsghdr: keep them aligned. */
 	static __thread uint8_t
-	    ctl[RX_BATCH][CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(uint32_t))];
+	    ctl[RX_BATCH][CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(uint32_t))]
+	    __attribute__((aligned(8)));
 	struct mmsghdr mm[RX_BATCH];
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_in from[RX_BATCH];
@@ -517,17 +519,8 @@ static void read_socket(struct rx *r, int fd, uint64_t now_ms)
 	for (int round = 0; round < 16; round++) {
 		int n;
 
-		for (int i = 0; i < RX_BATCH; i++) {
-			iov[i].iov_base = bufs[i];
-			iov[i].iov_len = sizeof(bufs[i]);
-			memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
-			mm[i].msg_hdr.msg_iov = &iov[i];
-			mm[i].msg_hdr.msg_iovlen = 1;
-			mm[i].msg_hdr.msg_name = &from[i];
-			mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
-			mm[i].msg_hdr.msg_control = ctl[i];
-			mm[i].msg_hdr.msg_controllen = sizeof(ctl[i]);
-		}
+		mc_mmsg_setup(mm, iov, from, &bufs[0][0], sizeof(bufs[0]), &ctl[0][0],
+		              sizeof(ctl[0]), RX_BATCH);
 		n = recvmmsg(fd, mm, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;

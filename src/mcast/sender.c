@@ -405,15 +405,7 @@ static void read_feedback(struct snd *s, uint64_t now_ms)
 	for (int round = 0; round < 8; round++) {
 		int n;
 
-		for (int i = 0; i < N; i++) {
-			iov[i].iov_base = bufs[i];
-			iov[i].iov_len = sizeof(bufs[i]);
-			memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
-			mm[i].msg_hdr.msg_iov = &iov[i];
-			mm[i].msg_hdr.msg_iovlen = 1;
-			mm[i].msg_hdr.msg_name = &from[i];
-			mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
-		}
+		mc_mmsg_setup(mm, iov, from, &bufs[0][0], sizeof(bufs[0]), NULL, 0, N);
 		n = recvmmsg(s->fd, mm, N, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
@@ -594,6 +586,21 @@ static int step_state(struct snd *s, uint64_t now_ms, char *err, size_t errsz)
 	return 0;
 }
 
+/*
+ * After a failed send: true when it is worth trying again (the socket buffer
+ * or the qdisc is full: wait up to 5 ms for room; or a signal came).
+ */
+static bool send_again(const struct snd *s)
+{
+	if (errno == EAGAIN || errno == ENOBUFS) {
+		struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
+
+		(void)poll(&pfd, 1, 5);
+		return true;
+	}
+	return errno == EINTR;
+}
+
 /* True for a full-size DATA packet to the group: those can share one GSO send. */
 static bool gso_ok(const struct snd *s, unsigned i)
 {
@@ -631,13 +638,7 @@ static int send_gso(struct snd *s, unsigned i, unsigned j)
 	for (;;) {
 		if (sendmsg(s->fd, &mh, 0) >= 0)
 			return 0;
-		if (errno == EAGAIN || errno == ENOBUFS) {
-			struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
-
-			(void)poll(&pfd, 1, 5);
-			continue;
-		}
-		if (errno == EINTR)
+		if (send_again(s))
 			continue;
 		if (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) {
 			log_info("UDP GSO not available here (%s): sending packet by packet",
@@ -656,13 +657,7 @@ static void send_plain(struct snd *s, unsigned i, unsigned j)
 		int n = sendmmsg(s->fd, s->msgs + i, j - i, 0);
 
 		if (n < 0) {
-			if (errno == EAGAIN || errno == ENOBUFS) {
-				struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
-
-				(void)poll(&pfd, 1, 5);
-				continue;
-			}
-			if (errno == EINTR)
+			if (send_again(s))
 				continue;
 			/* A send that fails for good (no route, interface down): log, go on. */
 			log_warn("send: %s", strerror(errno));
@@ -672,7 +667,7 @@ static void send_plain(struct snd *s, unsigned i, unsigned j)
 	}
 }
 
-static int send_batch(struct snd *s)
+static void send_batch(struct snd *s)
 {
 	unsigned i = 0;
 
@@ -698,9 +693,7 @@ static int send_batch(struct snd *s)
 	s->st.wire_bytes += s->batch_bytes;
 	s->tokens -= (double)s->batch_bytes;
 	s->nbatch = 0;
-	s->sent_in_batch = 0;
 	s->batch_bytes = 0;
-	return 0;
 }
 
 static void refill(struct snd *s, uint64_t now_ns)

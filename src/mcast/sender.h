@@ -105,7 +105,7 @@ struct snd {
 	uint8_t hdr[SND_BATCH][MC_MAX_PKT];
 	struct sockaddr_in to[SND_BATCH]; /* unicast destinations */
 	uint8_t *parity[SND_BATCH];       /* MC_SYM each */
-	unsigned nbatch, sent_in_batch;
+	unsigned nbatch;
 	bool no_gso; /* the kernel refused UDP GSO: plain sendmmsg */
 	uint64_t batch_bytes;
 
