@@ -17,6 +17,11 @@ PACKAGES=(
 	# Libraries (headers): OpenSSL (SHA-256, HMAC), zstd (chunk compression),
 	# ISA-L (Reed-Solomon FEC), inih (config files), cmocka (unit tests).
 	libssl-dev libzstd-dev libisal-dev libinih-dev libcmocka-dev
+	# mlserver and mlctl: HTTP server (libmicrohttpd), JSON (jansson), the
+	# store (SQLite; libpq for the PostgreSQL driver), password hashes
+	# (libargon2), HTTP client (libcurl), sqlite3 CLI for tests.
+	libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libargon2-dev
+	libcurl4-openssl-dev sqlite3
 	# Image tools for tests and the demo: zstd CLI, qemu-img (qcow2 images).
 	zstd qemu-utils
 	# Networking for integration tests and benchmarks: network namespaces,
@@ -25,6 +30,8 @@ PACKAGES=(
 	# Peers mlcast is benchmarked against: udp-sender/udp-receiver, UFTP,
 	# and iperf for the raw link rate.
 	udpcast uftp iperf
+	# HTTP load generator for the API latency benchmark.
+	wrk
 	# Shell tools the scripts rely on: arithmetic, /usr/bin/time, ps/pkill,
 	# losetup/mount, mkfs.ext4, building a test root file system, helpers.
 	bc time procps util-linux e2fsprogs debootstrap python3
