@@ -1,5 +1,9 @@
 /* Whole reads and writes (see fileio.h). */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,4 +82,82 @@ bool fio_all_zero(const void *p, size_t n)
 
 	/* Comparing the buffer with itself shifted by one runs at memcmp's speed. */
 	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}
+
+int fio_read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	uint8_t *b = NULL;
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)sb.st_size > max) {
+		ret = -EFBIG;
+		goto out;
+	}
+	b = malloc((size_t)sb.st_size + 1);
+	if (!b) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* The size may change under us: read what is there, up to the cap. */
+	ssize_t got = fio_pread_upto(fd, b, (size_t)sb.st_size, 0);
+	if (got < 0) {
+		ret = (int)got;
+		goto out;
+	}
+	b[got] = 0;
+	*buf = b;
+	*len = (size_t)got;
+	b = NULL;
+	ret = 0;
+out:
+	free(b);
+	close(fd);
+	return ret;
+}
+
+int fio_write_file_atomic(const char *path, const void *p, size_t n, unsigned mode)
+{
+	char tmp[4096], dir[4096];
+	int ret, fd;
+	const char *slash = strrchr(path, '/');
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) ? (int)(slash - path) : 1,
+			 path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0)
+		return -errno;
+	ret = fio_write_all(fd, p, n);
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		unlink(tmp);
+		return ret;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
 }

@@ -22,4 +22,18 @@ ssize_t fio_pread_upto(int fd, void *p, size_t n, uint64_t off);
 /* True when all n bytes are zero (n == 0 included). */
 bool fio_all_zero(const void *p, size_t n);
 
+/*
+ * Reads a whole file of at most max bytes into a malloc'ed buffer with a
+ * NUL after the last byte (so text can be used as a string). Returns 0,
+ * -EFBIG when the file is larger than max, or another -errno.
+ */
+int fio_read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
+
+/*
+ * Replaces path with exactly p (n bytes) so that a crash leaves either the
+ * old or the new content: a temporary file in the same directory, fsync,
+ * rename, fsync of the directory. mode is the new file's mode (e.g. 0600).
+ */
+int fio_write_file_atomic(const char *path, const void *p, size_t n, unsigned mode);
+
 #endif

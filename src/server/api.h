@@ -1,0 +1,71 @@
+/*
+ * The API's routing: every module that serves part of /api/v1 exports one
+ * table of routes; api.c lists the tables, matches a request to a route,
+ * checks the caller's token and role, and calls the handler. Nothing here
+ * knows about HTTP libraries, so the fuzz harness drives it directly.
+ */
+#ifndef ML_API_H
+#define ML_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct req;
+struct srv;
+
+/*
+ * A streamed request body (image uploads): begin() is called once the
+ * route and the caller are accepted, data() for each piece, finish() at the
+ * end with complete = true, or with complete = false when the client went
+ * away (then no response is sent). Each returns 0, or -1 with an error
+ * response set in r; after an error no further data() is called, but
+ * finish() always is, so it frees ctx.
+ */
+struct api_upload {
+	int (*begin)(struct req *r, void **ctx);
+	int (*data)(void *ctx, struct req *r, const void *buf, size_t n);
+	int (*finish)(void *ctx, struct req *r, bool complete);
+};
+
+struct api_route {
+	const char *method;
+	/* Segments after /api/v1; ":id" matches a positive integer (r->id[]). */
+	const char *pattern;
+	int role; /* least role allowed (req.h); ROLE_NONE: no token needed */
+	int (*fn)(struct req *r);
+	const struct api_upload *upload; /* NULL: JSON body, buffered */
+};
+
+/* Route tables of the modules, each ended by an entry with method NULL. */
+extern const struct api_route api_auth_routes[];
+extern const struct api_route api_users_routes[];
+extern const struct api_route api_tokens_routes[];
+extern const struct api_route api_audit_routes[];
+
+/*
+ * Finds the route of method + path (path after /api/v1, without query) and
+ * fills r->id[]. Returns the route, or NULL with a 404 or 405 response set.
+ */
+const struct api_route *api_route(struct req *r, const char *method, const char *path);
+
+/*
+ * Authenticates the request from its bearer token (NULL: none) for route
+ * rt. Returns 0 with r->user set, or -1 with a 401/403 response set.
+ */
+int api_authorize(struct req *r, const struct api_route *rt, const char *token);
+
+/* Runs the handler of rt for a buffered request. Always leaves a response in r. */
+void api_call(struct req *r, const struct api_route *rt);
+
+/*
+ * All of it for a buffered request: route, authorize, parse body (len bytes
+ * of JSON, may be 0), call. Always leaves a response in r. Used by the fuzz
+ * harness and tests; http.c does the same in steps.
+ */
+void api_handle(struct req *r, const char *method, const char *path, const char *token,
+		const char *body, size_t len);
+
+/* Parses a JSON request body into r->body; -1 with a 400 response on error. */
+int api_parse_body(struct req *r, const char *body, size_t len);
+
+#endif

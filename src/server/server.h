@@ -1,0 +1,70 @@
+/*
+ * mlserver's root context, built in main() and passed down (docs/server.md).
+ * Modules keep their state behind their own headers; this one only ties
+ * them together.
+ */
+#ifndef ML_SERVER_H
+#define ML_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Settings (srvconf.c): INI file, then command-line overrides. */
+struct srvconf {
+	/* [server] */
+	char *listen;	  /* "ADDR:PORT" */
+	char *data_dir;
+	char *log_level;
+	uint64_t threads; /* HTTP worker threads */
+	uint64_t max_connections;
+	/* [api] */
+	uint64_t max_body;	   /* bytes of a JSON request body */
+	uint64_t upload_max;	   /* bytes of an image upload */
+	uint64_t session_ttl_ms;   /* login session lifetime */
+	/* [tls] */
+	int tls;		   /* serve HTTPS (default) */
+	char *tls_cert, *tls_key;  /* PEM files; both empty: self-signed in data_dir/tls */
+	char *tls_names;	   /* extra names for the self-signed certificate */
+	/* [store] */
+	char *db_path;		   /* empty: data_dir/mlserver.db */
+	/* [library] */
+	uint64_t chunk_size;
+	uint64_t zstd_level;
+	uint64_t import_threads;   /* 0: one per CPU */
+	uint64_t imports_max;	   /* imports running at once */
+	/* [scheduler] */
+	uint64_t catchup_ms;	   /* how late a missed recurring run may still start */
+	uint64_t tick_ms;	   /* how often due times are checked */
+};
+
+/* Defaults for every setting, then the file (missing default file is fine). */
+void srvconf_defaults(struct srvconf *c);
+/*
+ * Loads path into c. explicit: the path was given by the user, so a missing
+ * file is an error. Returns 0 or a negative code with a reason in err.
+ */
+int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, size_t errsz);
+/* Checks values that depend on each other; 0 or -EINVAL with a reason. */
+int srvconf_validate(const struct srvconf *c, char *err, size_t errsz);
+void srvconf_free(struct srvconf *c);
+/* Writes every key with its value and help line, as an INI file, to f. */
+void srvconf_dump(const struct srvconf *c, void *file);
+
+#define SRVCONF_DEFAULT_PATH "/etc/microlinux/mlserver.conf"
+
+struct store;
+struct http;
+struct library;
+struct sched;
+
+struct srv {
+	struct srvconf conf;
+	struct store *store;
+	struct http *http;
+	struct library *lib;
+	struct sched *sched;
+	char fingerprint[96]; /* SHA-256 of the TLS certificate, hex with colons */
+	volatile int stop;
+};
+
+#endif

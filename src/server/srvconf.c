@@ -1,0 +1,158 @@
+/*
+ * mlserver's settings: one table gives each key its section, type, range and
+ * help, so loading, --check-config, the documented example file and the
+ * docs all come from the same place (docs/server.md).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "server.h"
+
+#define K(sec, name, type, field, min, max, help)                                             \
+	{sec, name, type, offsetof(struct srvconf, field), min, max, help}
+
+static const struct conf_key srvconf_keys[] = {
+	K("server", "listen", CONF_STR, listen, 0, 0,
+	  "address and port of the HTTPS API (ADDR:PORT; [::]:PORT for IPv6)"),
+	K("server", "data_dir", CONF_STR, data_dir, 0, 0,
+	  "directory of the database, chunk store, manifests and certificate"),
+	K("server", "log_level", CONF_STR, log_level, 0, 0, "error, warn, info or debug"),
+	K("server", "threads", CONF_UINT, threads, 1, 256, "HTTP worker threads"),
+	K("server", "max_connections", CONF_UINT, max_connections, 1, 65536,
+	  "open HTTP connections at most"),
+	K("api", "max_body", CONF_SIZE, max_body, 1024, 64ull << 20,
+	  "largest JSON request body (bytes; K, M suffixes)"),
+	K("api", "upload_max", CONF_SIZE, upload_max, 1ull << 20, 1ull << 50,
+	  "largest image upload (bytes; K, M, G, T suffixes)"),
+	K("api", "session_ttl", CONF_DURATION_MS, session_ttl_ms, 60000, 366ull * 86400000,
+	  "lifetime of a login session (e.g. 12h)"),
+	K("tls", "enabled", CONF_BOOL, tls, 0, 1,
+	  "serve HTTPS; turn off only behind a TLS-terminating proxy on the same host"),
+	K("tls", "cert", CONF_STR, tls_cert, 0, 0,
+	  "PEM certificate (chain); empty: a self-signed one in DATA_DIR/tls"),
+	K("tls", "key", CONF_STR, tls_key, 0, 0, "PEM private key of cert"),
+	K("tls", "names", CONF_STR, tls_names, 0, 0,
+	  "extra DNS names and IP addresses for the self-signed certificate, comma-separated"),
+	K("store", "path", CONF_STR, db_path, 0, 0, "SQLite database; empty: DATA_DIR/mlserver.db"),
+	K("library", "chunk_size", CONF_SIZE, chunk_size, 64 << 10, 16 << 20,
+	  "chunk size of imported images (power of two, 64K to 16M)"),
+	K("library", "zstd_level", CONF_UINT, zstd_level, 1, 19, "zstd level of stored chunks"),
+	K("library", "threads", CONF_UINT, import_threads, 0, 256,
+	  "compression threads per import; 0: one per CPU"),
+	K("library", "imports_max", CONF_UINT, imports_max, 1, 64, "imports running at once"),
+	K("scheduler", "catchup", CONF_DURATION_MS, catchup_ms, 0, 30ull * 86400000,
+	  "a recurring run missed while the server was down still starts when at most this late"),
+	K("scheduler", "tick", CONF_DURATION_MS, tick_ms, 100, 60000,
+	  "how often due deployments are looked for"),
+};
+
+#define NKEYS (sizeof(srvconf_keys) / sizeof(srvconf_keys[0]))
+
+static int srvconf_set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = strdup(v);
+	return *dst ? 0 : -ENOMEM;
+}
+
+void srvconf_defaults(struct srvconf *c)
+{
+	memset(c, 0, sizeof(*c));
+	srvconf_set_str(&c->listen, "0.0.0.0:8443");
+	srvconf_set_str(&c->data_dir, "/var/lib/microlinux");
+	srvconf_set_str(&c->log_level, "info");
+	c->threads = 4;
+	c->max_connections = 512;
+	c->max_body = 1 << 20;
+	c->upload_max = 1ull << 40;
+	c->session_ttl_ms = 12ull * 3600 * 1000;
+	c->tls = 1;
+	srvconf_set_str(&c->tls_cert, "");
+	srvconf_set_str(&c->tls_key, "");
+	srvconf_set_str(&c->tls_names, "");
+	srvconf_set_str(&c->db_path, "");
+	c->chunk_size = 1 << 20;
+	c->zstd_level = 3;
+	c->import_threads = 0;
+	c->imports_max = 2;
+	c->catchup_ms = 3600 * 1000;
+	c->tick_ms = 1000;
+}
+
+int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, size_t errsz)
+{
+	int rc = conf_load(path, srvconf_keys, NKEYS, c, err, errsz);
+	if (rc == -ENOENT && !explicit)
+		return 0;
+	if (rc == -ENOENT)
+		snprintf(err, errsz, "%s: no such file", path);
+	return rc;
+}
+
+int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
+{
+	enum log_level lvl;
+	if (log_level_parse(c->log_level, &lvl) < 0) {
+		snprintf(err, errsz, "[server] log_level: '%s' is not error, warn, info or debug",
+			 c->log_level);
+		return -EINVAL;
+	}
+	if ((c->chunk_size & (c->chunk_size - 1)) != 0) {
+		snprintf(err, errsz, "[library] chunk_size: %llu is not a power of two",
+			 (unsigned long long)c->chunk_size);
+		return -EINVAL;
+	}
+	if ((*c->tls_cert == '\0') != (*c->tls_key == '\0')) {
+		snprintf(err, errsz, "[tls] cert and key must be set together");
+		return -EINVAL;
+	}
+	if (*c->data_dir == '\0') {
+		snprintf(err, errsz, "[server] data_dir must not be empty");
+		return -EINVAL;
+	}
+	if (!strchr(c->listen, ':')) {
+		snprintf(err, errsz, "[server] listen: '%s' is not ADDR:PORT", c->listen);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void srvconf_free(struct srvconf *c)
+{
+	conf_free_strings(srvconf_keys, NKEYS, c);
+}
+
+void srvconf_dump(const struct srvconf *c, void *file)
+{
+	FILE *f = file;
+	const char *sec = NULL;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &srvconf_keys[i];
+		const char *p = (const char *)c + k->offset;
+		if (!sec || strcmp(sec, k->section) != 0) {
+			fprintf(f, "%s[%s]\n", sec ? "\n" : "", k->section);
+			sec = k->section;
+		}
+		fprintf(f, "# %s\n", k->help);
+		switch (k->type) {
+		case CONF_STR:
+			fprintf(f, "%s = %s\n", k->name, *(char *const *)(const void *)p);
+			break;
+		case CONF_BOOL:
+			fprintf(f, "%s = %s\n", k->name, *(const int *)(const void *)p ? "yes" : "no");
+			break;
+		case CONF_DURATION_MS:
+			fprintf(f, "%s = %llums\n", k->name,
+				(unsigned long long)*(const uint64_t *)(const void *)p);
+			break;
+		default:
+			fprintf(f, "%s = %llu\n", k->name,
+				(unsigned long long)*(const uint64_t *)(const void *)p);
+		}
+	}
+}

@@ -1,0 +1,242 @@
+"""Helpers for mlserver API tests: start a real mlserver on a free port in a
+temporary data directory and talk to it over HTTPS with the standard library.
+
+Each test script imports this, builds a Server, and calls check() for every
+assertion; the process exits 1 when any check failed (meson counts it).
+"""
+import http.client
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("MLBUILD", "build")
+SRC = os.environ.get("MLSRC", ".")
+MLSERVER = os.path.join(BUILD, "src", "server", "mlserver")
+ADMIN_PW = "admin-pass-1234"
+
+failures = 0
+checks = 0
+
+
+def check(cond, what, detail=""):
+    """Counts one assertion; prints it when it fails."""
+    global failures, checks
+    checks += 1
+    if not cond:
+        failures += 1
+        print(f"FAIL: {what} {detail}", flush=True)
+    return cond
+
+
+def done():
+    print(f"{checks - failures}/{checks} checks passed", flush=True)
+    sys.exit(1 if failures else 0)
+
+
+class Response:
+    def __init__(self, status, body, headers):
+        self.status = status
+        self.raw = body
+        self.headers = headers
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def err(self):
+        """The error code of an error response, or None."""
+        if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
+            return self.json["error"].get("code")
+        return None
+
+    def field(self):
+        if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
+            return self.json["error"].get("field")
+        return None
+
+    def __repr__(self):
+        return f"<{self.status} {self.raw[:300]!r}>"
+
+
+class Server:
+    """A running mlserver. Use as a context manager, or call stop()."""
+
+    def __init__(self, data_dir=None, extra_args=(), config=None, env=None):
+        self.own_dir = data_dir is None
+        self.dir = data_dir or tempfile.mkdtemp(prefix=f"mlapi{os.getpid()}-")
+        self.extra_args = list(extra_args)
+        self.config = config
+        self.env = env
+        self.proc = None
+        self.port = None
+        self.token = None
+        self.stdout = ""
+        self.start()
+
+    def start(self, expect_ok=True):
+        pwfile = os.path.join(self.dir, "adminpw")
+        with open(pwfile, "w") as f:
+            f.write(ADMIN_PW + "\n")
+        portfile = os.path.join(self.dir, "port")
+        if os.path.exists(portfile):
+            os.unlink(portfile)
+        args = [MLSERVER, "--data-dir", os.path.join(self.dir, "data"),
+                "--listen", "127.0.0.1:0", "--port-file", portfile,
+                "--admin-password-file", pwfile, "--log-level", "info"]
+        if self.config:
+            cfg = os.path.join(self.dir, "mlserver.conf")
+            with open(cfg, "w") as f:
+                f.write(self.config)
+            args += ["--config", cfg]
+        else:
+            # Never pick up the machine's /etc/microlinux/mlserver.conf.
+            cfg = os.path.join(self.dir, "empty.conf")
+            open(cfg, "w").close()
+            args += ["--config", cfg]
+        args += self.extra_args
+        self.log = open(os.path.join(self.dir, "mlserver.log"), "a")
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
+                                     text=True, env=env)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if os.path.exists(portfile):
+                self.port = int(open(portfile).read().strip())
+                break
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if self.port is None:
+            self.stop()
+            if expect_ok:
+                raise RuntimeError("mlserver did not start; log:\n" + self.logtext())
+            return False
+        self.token = None
+        return True
+
+    def logtext(self):
+        try:
+            return open(os.path.join(self.dir, "mlserver.log")).read()
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the server; returns its exit status."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self.stdout += out or ""
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def cleanup(self):
+        self.stop()
+        if self.own_dir:
+            subprocess.run(["rm", "-rf", self.dir])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # ---- HTTP ----
+    def conn(self, timeout=60):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                           context=ctx)
+
+    def raw(self, method, path, body=b"", headers=None, token=None):
+        """One request with a raw body; path is under /api/v1 unless it starts with //."""
+        url = path[1:] if path.startswith("//") else "/api/v1" + path
+        h = {"Content-Type": "application/json"}
+        tok = self.token if token is None else token
+        if tok:
+            h["Authorization"] = "Bearer " + tok
+        if headers:
+            h.update(headers)
+        c = self.conn()
+        try:
+            c.request(method, url, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read().decode("utf-8", "replace")
+            return Response(r.status, data, dict(r.getheaders()))
+        finally:
+            c.close()
+
+    def req(self, method, path, obj=None, token=None):
+        body = b"" if obj is None else json.dumps(obj).encode()
+        return self.raw(method, path, body, token=token)
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def post(self, path, obj=None, **kw):
+        return self.req("POST", path, {} if obj is None else obj, **kw)
+
+    def patch(self, path, obj, **kw):
+        return self.req("PATCH", path, obj, **kw)
+
+    def delete(self, path, **kw):
+        return self.req("DELETE", path, **kw)
+
+    def login(self, user="admin", password=ADMIN_PW):
+        r = self.post("/login", {"username": user, "password": password}, token="")
+        if r.status != 200:
+            raise RuntimeError(f"login {user} failed: {r}")
+        self.token = r.json["token"]
+        return self.token
+
+    def user_token(self, name, role):
+        """Creates a user with the role (as admin) and returns a token for it."""
+        r = self.post("/users", {"username": name, "password": "pw-" + name + "-123",
+                                 "role": role})
+        if r.status != 201:
+            raise RuntimeError(f"create user {name}: {r}")
+        r = self.post("/login", {"username": name, "password": "pw-" + name + "-123"},
+                      token="")
+        return r.json["token"]
+
+
+def check_error(r, status, code, what, field=None):
+    """Checks an error response: status, error code, and optionally field."""
+    ok = check(r.status == status, what, f"want {status}, got {r}")
+    ok = check(r.err() == code, what + " (code)", f"want {code}, got {r}") and ok
+    if field is not None:
+        ok = check(r.field() == field, what + " (field)", f"want {field}, got {r}") and ok
+    msg = (r.json or {}).get("error", {}).get("message", "") if isinstance(r.json, dict) else ""
+    ok = check(len(msg) > 5, what + " (message)", f"got {r}") and ok
+    return ok
+
+
+def check_auth(srv, method, path, role_needed, body=None, tokens=None):
+    """Checks that path refuses no token (401) and roles below role_needed (403)."""
+    r = srv.req(method, path, body, token="")
+    check_error(r, 401, "unauthorized", f"{method} {path} without token")
+    r = srv.req(method, path, body, token="mlt_" + "0" * 64)
+    check_error(r, 401, "unauthorized", f"{method} {path} with unknown token")
+    order = ["viewer", "operator", "admin"]
+    for role in order[:order.index(role_needed)]:
+        r = srv.req(method, path, body, token=tokens[role])
+        check_error(r, 403, "forbidden", f"{method} {path} as {role}")
