@@ -104,10 +104,13 @@ int auth_token_new(struct store *s, int64_t user_id, const char *kind, const cha
 	sha256_hex(rnd, hex);
 	snprintf(tok, AUTH_TOKEN_LEN + 1, "mlt_%s", hex);
 	auth_token_hash(tok, hash);
-	return store_insert(s, id,
-			    "INSERT INTO tokens (user_id, kind, name, hash, created_at, expires_at) "
-			    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-			    "ittti", user_id, kind, name, hash, store_now(), expires_at);
+	static const char sql[] = "INSERT INTO tokens (user_id, kind, name, hash, created_at,"
+				  " expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id";
+	/* A token that never expires has expires_at NULL. */
+	if (!expires_at)
+		return store_insert(s, id, sql, "itttin", user_id, kind, name, hash, store_now());
+	return store_insert(s, id, sql, "itttii", user_id, kind, name, hash, store_now(),
+			    expires_at);
 }
 
 static bool auth_token_wellformed(const char *t)

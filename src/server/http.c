@@ -367,15 +367,15 @@ int http_start(struct srv *srv, const char *cert_pem, const char *key_pem, struc
 		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->conf.max_connections, NULL},
 		{MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, NULL},
-		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, NULL},
 		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)cert_pem},
 		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)key_pem},
 		{MHD_OPTION_END, 0, NULL},
 	};
 	if (!cert_pem)
-		opts[6].option = MHD_OPTION_END;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, h, MHD_OPTION_ARRAY, opts,
-				MHD_OPTION_END);
+		opts[5].option = MHD_OPTION_END;
+	/* The logger goes first, so that option errors reach it too. */
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER,
+				http_mhd_log, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errsz, "cannot listen on %s (address in use, or not allowed?)",
 			 srv->conf.listen);

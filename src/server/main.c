@@ -151,7 +151,7 @@ static int main_mkdirs(const char *dir, char *err, size_t errsz)
 			char c = *p;
 			*p = '\0';
 			if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-				snprintf(err, errsz, "cannot create %s: %s", path, strerror(errno));
+				snprintf(err, errsz, "cannot create %.300s: %s", path, strerror(errno));
 				return -errno;
 			}
 			*p = c;
