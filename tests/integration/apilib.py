@@ -178,7 +178,12 @@ class Server:
             h.update(headers)
         c = self.conn()
         try:
-            c.request(method, url, body=body, headers=h)
+            try:
+                c.request(method, url, body=body, headers=h)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+                # The server may answer (413, 401) and close before reading
+                # the whole body; its answer is still there to read.
+                pass
             r = c.getresponse()
             data = r.read().decode("utf-8", "replace")
             return Response(r.status, data, dict(r.getheaders()))
