@@ -413,6 +413,8 @@ static int material_build(const char *cert, size_t cert_len, const char *key, si
 	static const char hex[] = "0123456789abcdef";
 
 	*out = NULL;
+	if (err && errsz)
+		err[0] = '\0';
 	if (!cert || !key) {
 		set_err(err, errsz, "tls: no certificate or key text");
 		return -EINVAL;

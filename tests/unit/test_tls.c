@@ -434,7 +434,8 @@ static void expect_bad(const char *cert, size_t clen, const char *key, size_t kl
 	assert_null(m);
 	if (!strstr(err, msg))
 		fail_msg("error \"%s\" lacks \"%s\"", err, msg);
-	ERR_clear_error();
+	/* A failure leaves no stale OpenSSL error behind for the next caller. */
+	assert_int_equal(ERR_peek_error(), 0);
 }
 
 static void test_garbage(void **state)
@@ -492,6 +493,7 @@ static void test_garbage(void **state)
 	assert_int_equal(
 	    tls_material_from_pem(exact_c, clen, exact_k, klen, time(NULL), &m2, err, sizeof(err)),
 	    0);
+	assert_string_equal(err, "");
 	assert_string_equal(tls_fingerprint(m2), tls_fingerprint(m));
 	assert_null(tls_cert_path(m2));
 	tls_material_free(m2);
