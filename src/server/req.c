@@ -41,6 +41,9 @@ int req_no_content(struct req *r)
 }
 
 static int req_verror(struct req *r, int status, const char *code, const char *field,
+		      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static int req_verror(struct req *r, int status, const char *code, const char *field,
 		      const char *fmt, va_list ap)
 {
 	char msg[512];
