@@ -35,13 +35,16 @@ struct mc_prepare_opts {
 	 * several at once, and from the calling thread: it must be thread-safe.
 	 *
 	 * put stores one chunk's stored bytes (a zstd frame when flags is
-	 * MF_ZSTD, else the raw bytes) and returns 0 once they are durable, or
-	 * a negative errno-style code, which fails the prepare. It is called
-	 * only from the calling thread (the one that retires chunks in image
-	 * order), never twice for one hash in one run, and only after a lookup
-	 * of that hash from the same thread returned 0. -EEXIST means "the
-	 * store now holds this chunk in another stored form" (another import
-	 * won a race): prepare looks it up again and uses that form.
+	 * MF_ZSTD, else the raw bytes) and returns 0 once they are stored (how
+	 * and when they become durable is the sink's business: its owner makes
+	 * them so before relying on the manifest), or a negative errno-style
+	 * code, which fails the prepare. Once put returned 0, lookup must find
+	 * the chunk. It is called only from the calling thread (the one that
+	 * retires chunks in image order), never twice for one hash in one run,
+	 * and only after a lookup of that hash from the same thread returned
+	 * 0. -EEXIST means "the store now holds this chunk in another stored
+	 * form" (another import won a race): prepare looks it up again and uses
+	 * that form.
 	 *
 	 * Chunks put before a failure stay in the store; they are garbage for
 	 * its owner to collect.

@@ -979,7 +979,8 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 
 	/*
 	 * The data must be durable before the manifest that vouches for it.
-	 * A sink made each chunk durable before its put returned.
+	 * A sink's chunks are its owner's to make durable (mlserver syncs its
+	 * chunk store before it commits the version).
 	 */
 	ret = 0;
 	if (r.data_fd >= 0) {
