@@ -21,6 +21,38 @@ struct mc_prepare_opts {
 	void *progress_ctx;
 	/* Set non-zero (e.g. from a signal) to stop; partial files are removed. */
 	volatile int *stop;
+	/*
+	 * Optional chunk sink (both set, or both NULL): the chunks go into a
+	 * shared content-addressed store instead of STORE_DIR/data, which is
+	 * then not written. Chunks are keyed by the SHA-256 of their raw bytes;
+	 * zero chunks are never looked up or put.
+	 *
+	 * lookup returns 1 when the store holds the chunk, with its stored form
+	 * in *flags (MF_ZSTD or 0) and *stored_len; prepare then neither
+	 * compresses nor puts it and copies that form into the manifest. It
+	 * returns 0 when the store lacks the chunk, or a negative errno-style
+	 * code, which fails the prepare. It is called from the worker threads,
+	 * several at once, and from the calling thread: it must be thread-safe.
+	 *
+	 * put stores one chunk's stored bytes (a zstd frame when flags is
+	 * MF_ZSTD, else the raw bytes) and returns 0 once they are stored (how
+	 * and when they become durable is the sink's business: its owner makes
+	 * them so before relying on the manifest), or a negative errno-style
+	 * code, which fails the prepare. Once put returned 0, lookup must find
+	 * the chunk. It is called only from the calling thread (the one that
+	 * retires chunks in image order), never twice for one hash in one run,
+	 * and only after a lookup of that hash from the same thread returned
+	 * 0. -EEXIST means "the store now holds this chunk in another stored
+	 * form" (another import won a race): prepare looks it up again and uses
+	 * that form.
+	 *
+	 * Chunks put before a failure stay in the store; they are garbage for
+	 * its owner to collect.
+	 */
+	int (*lookup)(void *ctx, const uint8_t sha256[32], uint8_t *flags, uint32_t *stored_len);
+	int (*put)(void *ctx, const uint8_t sha256[32], uint8_t flags, const void *stored,
+	           uint32_t stored_len);
+	void *sink_ctx;
 };
 
 struct mc_prepare_stats {
@@ -28,8 +60,10 @@ struct mc_prepare_stats {
 	uint32_t chunk_count;
 	uint32_t zero_chunks;
 	uint32_t zstd_chunks;
-	uint64_t stored_bytes; /* sum of stored chunk lengths */
+	uint64_t stored_bytes; /* sum of stored chunk lengths (the manifest's data_size) */
 	uint8_t image_sha256[32];
+	uint32_t reused_chunks;    /* chunks the sink's lookup found (0 without a sink) */
+	uint64_t new_stored_bytes; /* bytes written: to the data file, or passed to put */
 };
 
 /*
@@ -37,8 +71,11 @@ struct mc_prepare_stats {
  * prepared version in STORE_DIR (created if missing; must not already hold
  * a manifest): STORE_DIR/data holds the stored chunks back to back,
  * STORE_DIR/manifest the manifest (see manifest.h), written last and
- * atomically, so a store with a manifest is always complete. Returns 0, or a
- * negative errno-style code with a one-line reason in err.
+ * atomically, so a store with a manifest is always complete. With a chunk
+ * sink (o->put), the chunks go to the sink instead and STORE_DIR gets only
+ * the manifest, in the same format: offsets run as if the data file
+ * existed. Returns 0, or a negative errno-style code with a one-line reason
+ * in err.
  */
 int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare_opts *o,
                struct mc_prepare_stats *st, char *err, size_t errsz);

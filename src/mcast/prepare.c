@@ -7,7 +7,10 @@
  * compresses it. The calling thread then retires slots in image order:
  * it appends the stored bytes to the data file and fills the manifest
  * entry. The ring bounds memory to a fixed window of chunks whatever the
- * image size. docs/prepare.md describes the store and how input is read.
+ * image size. With a chunk sink, workers first ask the sink whether it
+ * holds the chunk (and skip compression when it does), and the retiring
+ * thread puts new chunks into the sink instead of the data file.
+ * docs/prepare.md describes the store and how input is read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,8 +58,10 @@ struct pp_slot {
 	uint8_t flags;
 	uint32_t stored_len;
 	uint8_t sha256[SHA256_LEN];
+	bool found; /* the sink's lookup found it: flags and stored_len are the sink's */
 	int err;
-	bool done; /* under ctx->mu */
+	const char *err_what; /* what failed, for the message; NULL for the chunk itself */
+	bool done;            /* under ctx->mu */
 };
 
 struct pp_ctx {
@@ -65,7 +70,8 @@ struct pp_ctx {
 	size_t out_cap;
 	uint8_t zero_sha_full[SHA256_LEN];
 	uint8_t zero_sha_tail[SHA256_LEN];
-	uint32_t tail_len; /* raw length of the last chunk */
+	uint32_t tail_len;                  /* raw length of the last chunk */
+	const struct mc_prepare_opts *sink; /* the options when they carry a sink, else NULL */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -134,7 +140,9 @@ static void pp_job(void *arg)
 	size_t n;
 
 	s->err = 0;
+	s->err_what = NULL;
 	s->stored_len = 0;
+	s->found = false;
 	if (fio_all_zero(s->raw, s->len)) {
 		s->flags = MF_ZERO;
 		memcpy(s->sha256,
@@ -143,6 +151,21 @@ static void pp_job(void *arg)
 		goto done;
 	}
 	sha256_buf(s->raw, s->len, s->sha256);
+	if (ctx->sink) {
+		int rc =
+		    ctx->sink->lookup(ctx->sink->sink_ctx, s->sha256, &s->flags, &s->stored_len);
+
+		if (rc < 0) {
+			s->err = rc;
+			s->err_what = "chunk store lookup";
+			goto done;
+		}
+		if (rc > 0) {
+			/* The store has it: compressing it again would be wasted work. */
+			s->found = true;
+			goto done;
+		}
+	}
 	cc = pp_cctx_get(ctx);
 	if (!cc) {
 		/*
@@ -454,6 +477,7 @@ struct pp_state {
 	int img_fd;
 	int dir_fd;
 	int data_fd;
+	bool sink; /* chunks go to o->put, no data file */
 	bool made_dir;
 	bool made_data;
 	bool wrote_manifest;
@@ -548,6 +572,20 @@ static int pp_open_store(struct pp_state *r, const struct stat *img_sb, char *er
 		pp_err(err, errsz, "image %s is the store's own data file", r->image);
 		return -EINVAL;
 	}
+	if (r->sink) {
+		/*
+		 * The manifest this run writes describes no data file, so a
+		 * leftover one must not sit next to it for a reader to pair
+		 * with it.
+		 */
+		if (unlinkat(r->dir_fd, "data", 0) < 0 && errno != ENOENT) {
+			ret = -errno;
+			pp_err(err, errsz, "cannot remove stale %s/data: %s", r->store,
+			       strerror(-ret));
+			return ret;
+		}
+		return 0;
+	}
 	r->data_fd =
 	    openat(r->dir_fd, "data", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (r->data_fd < 0) {
@@ -612,8 +650,83 @@ static int pp_ctx_init(struct pp_ctx *ctx, uint32_t chunk_size, int level, unsig
 }
 
 /*
+ * Checks a stored form the sink's lookup reported against what a manifest
+ * may say of a chunk of raw length len, so that a confused store fails the
+ * prepare here instead of producing a manifest that does not validate.
+ */
+static bool pp_sink_form_ok(uint8_t flags, uint32_t stored_len, uint32_t len, uint32_t chunk_size)
+{
+	if (flags == 0)
+		return stored_len == len;
+	if (flags == MF_ZSTD)
+		return stored_len >= 1 && stored_len <= chunk_size + 1024;
+	return false;
+}
+
+/*
+ * Sends slot s of chunk i to the sink, from the retiring thread. The chunk
+ * is looked up again first: an earlier chunk of this run with the same
+ * content, or another import, may have put it since the worker looked, and
+ * then its stored form is the store's, not ours. Returns 0 or -errno with
+ * err set.
+ */
+static int pp_sink_retire(const struct mc_prepare_opts *o, struct pp_slot *s, uint32_t i,
+                          struct mc_prepare_stats *st, char *err, size_t errsz)
+{
+	int ret;
+
+	if (!s->found) {
+		uint8_t flags = 0;
+		uint32_t len = 0;
+
+		ret = o->lookup(o->sink_ctx, s->sha256, &flags, &len);
+		if (ret == 0) {
+			ret = o->put(o->sink_ctx, s->sha256, s->flags,
+			             s->flags & MF_ZSTD ? s->out : s->raw, s->stored_len);
+			if (ret == 0) {
+				st->new_stored_bytes += s->stored_len;
+				return 0;
+			}
+			if (ret != -EEXIST) {
+				if (ret == -ENOSPC || ret == -EDQUOT)
+					pp_err(err, errsz,
+					       "chunk %u: disk full writing the chunk store", i);
+				else
+					pp_err(err, errsz, "chunk %u: chunk store put: %s", i,
+					       strerror(-ret));
+				return ret;
+			}
+			/* Another import put another form of it meanwhile: take that. */
+			ret = o->lookup(o->sink_ctx, s->sha256, &flags, &len);
+			if (ret == 0) {
+				pp_err(
+				    err, errsz,
+				    "chunk %u: chunk store refused the chunk but does not hold it",
+				    i);
+				return -EIO;
+			}
+		}
+		if (ret < 0) {
+			pp_err(err, errsz, "chunk %u: chunk store lookup: %s", i, strerror(-ret));
+			return ret;
+		}
+		s->flags = flags;
+		s->stored_len = len;
+		s->found = true;
+	}
+	if (!pp_sink_form_ok(s->flags, s->stored_len, s->len, s->ctx->chunk_size)) {
+		pp_err(err, errsz, "chunk %u: chunk store reports a bad form (flags %u, %u bytes)",
+		       i, s->flags, s->stored_len);
+		return -EIO;
+	}
+	st->reused_chunks++;
+	return 0;
+}
+
+/*
  * Waits for chunk i's slot, then appends its stored bytes to the data file
- * and fills its manifest entry. Returns 0 or -errno with err set.
+ * (or hands them to the sink) and fills its manifest entry. Returns 0 or
+ * -errno with err set.
  */
 static int pp_retire(struct pp_state *r, struct pp_ctx *ctx, uint32_t i,
                      struct mc_prepare_stats *st, char *err, size_t errsz)
@@ -627,8 +740,17 @@ static int pp_retire(struct pp_state *r, struct pp_ctx *ctx, uint32_t i,
 		pthread_cond_wait(&ctx->cv, &ctx->mu);
 	pthread_mutex_unlock(&ctx->mu);
 	if (s->err < 0) {
-		pp_err(err, errsz, "chunk %u: %s", i, strerror(-s->err));
+		if (s->err_what)
+			pp_err(err, errsz, "chunk %u: %s: %s", i, s->err_what, strerror(-s->err));
+		else
+			pp_err(err, errsz, "chunk %u: %s", i, strerror(-s->err));
 		return s->err;
+	}
+	/* A found chunk's flags are the sink's, so they cannot tell a zero chunk here. */
+	if (ctx->sink && (s->found || !(s->flags & MF_ZERO))) {
+		ret = pp_sink_retire(ctx->sink, s, i, st, err, errsz);
+		if (ret < 0)
+			return ret;
 	}
 	c->flags = s->flags;
 	c->stored_len = s->stored_len;
@@ -640,6 +762,11 @@ static int pp_retire(struct pp_state *r, struct pp_ctx *ctx, uint32_t i,
 	}
 	if (s->flags & MF_ZSTD)
 		st->zstd_chunks++;
+	if (ctx->sink) {
+		/* Offsets run as if a data file held the chunks back to back. */
+		r->m.data_size += s->stored_len;
+		return 0;
+	}
 	ret = fio_write_all(r->data_fd, s->flags & MF_ZSTD ? s->out : s->raw, s->stored_len);
 	if (ret < 0) {
 		if (ret == -ENOSPC || ret == -EDQUOT)
@@ -649,6 +776,7 @@ static int pp_retire(struct pp_state *r, struct pp_ctx *ctx, uint32_t i,
 		return ret;
 	}
 	r->m.data_size += s->stored_len;
+	st->new_stored_bytes += s->stored_len;
 	return 0;
 }
 
@@ -719,7 +847,9 @@ static int pp_pipeline(struct pp_state *r, struct pp_ctx *ctx, unsigned threads,
 		if (hole) {
 			s->flags = MF_ZERO;
 			s->stored_len = 0;
+			s->found = false;
 			s->err = 0;
+			s->err_what = NULL;
 			memcpy(s->sha256,
 			       s->len == ctx->chunk_size ? ctx->zero_sha_full : ctx->zero_sha_tail,
 			       SHA256_LEN);
@@ -770,6 +900,11 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 		pp_err(err, errsz, "bad zstd level %d: must be 1 to %d", level, ZSTD_maxCLevel());
 		goto out;
 	}
+	if (o && !o->lookup != !o->put) {
+		pp_err(err, errsz, "a chunk sink needs both lookup and put");
+		goto out;
+	}
+	r.sink = o && o->put;
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -835,17 +970,25 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 		ret = -ENOMEM;
 		goto out;
 	}
+	ctx.sink = r.sink ? o : NULL;
 	stats.image_size = size;
 	stats.chunk_count = r.m.chunk_count;
 	ret = pp_pipeline(&r, &ctx, threads, o, &stats, err, errsz);
 	if (ret < 0)
 		goto out;
 
-	/* The data must be durable before the manifest that vouches for it. */
-	ret = fsync(r.data_fd) < 0 ? -errno : 0;
-	if (close(r.data_fd) < 0 && ret == 0)
-		ret = -errno;
-	r.data_fd = -1;
+	/*
+	 * The data must be durable before the manifest that vouches for it.
+	 * A sink's chunks are its owner's to make durable (mlserver syncs its
+	 * chunk store before it commits the version).
+	 */
+	ret = 0;
+	if (r.data_fd >= 0) {
+		ret = fsync(r.data_fd) < 0 ? -errno : 0;
+		if (close(r.data_fd) < 0 && ret == 0)
+			ret = -errno;
+		r.data_fd = -1;
+	}
 	if (ret < 0) {
 		if (ret == -ENOSPC || ret == -EDQUOT)
 			pp_err(err, errsz, "disk full writing %s/data", store_dir);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -666,6 +667,376 @@ static void test_disk_full(void **state)
 	umount(mnt);
 }
 
+/*
+ * A chunk sink in memory, as mlserver's chunk store would be: entries keyed
+ * by raw SHA-256, puts counted per hash. Lookups come from several threads.
+ */
+struct ment {
+	uint8_t sha[SHA256_LEN];
+	uint8_t flags;
+	uint32_t len;
+	uint8_t *bytes;
+	unsigned puts;
+	bool fresh; /* put since the last sink_mark() */
+};
+
+struct msink {
+	pthread_mutex_t mu;
+	struct ment *e;
+	size_t n, cap;
+	unsigned puts;
+	int fail_put;      /* put returns this when non-zero */
+	int fail_lookup;   /* lookup returns this when non-zero */
+	bool bad_form;     /* lookup reports an impossible form for found chunks */
+	bool race_raw;     /* put refuses with -EEXIST, installing the raw form first */
+	uint32_t race_len; /* raw length for race_raw */
+};
+
+static struct ment *sink_find(struct msink *k, const uint8_t sha[SHA256_LEN])
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (!memcmp(k->e[i].sha, sha, SHA256_LEN))
+			return &k->e[i];
+	return NULL;
+}
+
+static struct ment *sink_add(struct msink *k, const uint8_t sha[SHA256_LEN], uint8_t flags,
+                             const void *p, uint32_t len)
+{
+	struct ment *e;
+
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 16;
+		k->e = realloc(k->e, k->cap * sizeof(*k->e));
+		assert_non_null(k->e);
+	}
+	e = &k->e[k->n++];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->sha, sha, SHA256_LEN);
+	e->flags = flags;
+	e->len = len;
+	e->bytes = malloc(len ? len : 1);
+	assert_non_null(e->bytes);
+	if (p)
+		memcpy(e->bytes, p, len);
+	return e;
+}
+
+static int sink_lookup(void *ctx, const uint8_t sha[32], uint8_t *flags, uint32_t *len)
+{
+	struct msink *k = ctx;
+	struct ment *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&k->mu);
+	if (k->fail_lookup) {
+		ret = k->fail_lookup;
+	} else if ((e = sink_find(k, sha)) != NULL) {
+		*flags = k->bad_form ? MF_ZERO : e->flags;
+		*len = e->len;
+		ret = 1;
+	}
+	pthread_mutex_unlock(&k->mu);
+	return ret;
+}
+
+static int sink_put(void *ctx, const uint8_t sha[32], uint8_t flags, const void *p, uint32_t len)
+{
+	struct msink *k = ctx;
+	struct ment *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&k->mu);
+	k->puts++;
+	if (k->fail_put) {
+		ret = k->fail_put;
+	} else if (k->race_raw) {
+		/* Another import stored it raw a moment ago. */
+		sink_add(k, sha, 0, NULL, k->race_len);
+		ret = -EEXIST;
+	} else if ((e = sink_find(k, sha)) != NULL) {
+		e->puts++;
+	} else {
+		e = sink_add(k, sha, flags, p, len);
+		e->puts = 1;
+		e->fresh = true;
+	}
+	pthread_mutex_unlock(&k->mu);
+	return ret;
+}
+
+static void sink_init(struct msink *k, struct mc_prepare_opts *o)
+{
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_init(&k->mu, NULL);
+	o->lookup = sink_lookup;
+	o->put = sink_put;
+	o->sink_ctx = k;
+}
+
+/* Forgets which entries are fresh, before the next prepare. */
+static void sink_mark(struct msink *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		k->e[i].fresh = false;
+	k->puts = 0;
+}
+
+static void sink_free(struct msink *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		free(k->e[i].bytes);
+	free(k->e);
+	pthread_mutex_destroy(&k->mu);
+}
+
+/*
+ * Checks a sink-made store against a plain store of the same image: no data
+ * file, the same manifest bytes, and the sink holding, for every stored
+ * chunk, exactly the bytes the plain data file has at that chunk's offset.
+ */
+static void check_sink_store(struct msink *k, const char *sink_store, const char *plain_store)
+{
+	char a[256], b[256];
+	struct manifest m;
+	const char *why = NULL;
+	uint8_t *data;
+	size_t dlen;
+	struct stat sb;
+
+	join(a, sizeof(a), sink_store, "data");
+	assert_int_equal(stat(a, &sb), -1);
+	assert_int_equal(errno, ENOENT);
+	join(a, sizeof(a), sink_store, "manifest");
+	join(b, sizeof(b), plain_store, "manifest");
+	assert_files_equal(a, b);
+	assert_int_equal(mf_load(a, &m, &why), 0);
+	join(b, sizeof(b), plain_store, "data");
+	assert_int_equal(read_all_file(b, &data, &dlen), 0);
+	for (uint32_t i = 0; i < m.chunk_count; i++) {
+		const struct mf_chunk *c = &m.chunks[i];
+		struct ment *e = sink_find(k, c->sha256);
+
+		if (c->flags & MF_ZERO) {
+			assert_null(e);
+			continue;
+		}
+		assert_non_null(e);
+		assert_int_equal(e->flags, c->flags);
+		assert_int_equal(e->len, c->stored_len);
+		assert_memory_equal(e->bytes, data + c->offset, c->stored_len);
+	}
+	free(data);
+	mf_free(&m);
+}
+
+/*
+ * An image of 24 chunks of 64 KiB: random chunks, compressible chunks,
+ * holes, written zeros, and chunk 7 a copy of chunk 3.
+ */
+static void make_mixed_image(const char *path)
+{
+	uint8_t *p = malloc(K64);
+	int fd;
+
+	assert_non_null(p);
+	make_sized(path, 24 * K64 - 1000);
+	for (unsigned i = 0; i < 6; i++)
+		write_random_at(path, i * K64, K64);
+	for (unsigned i = 8; i < 14; i++) {
+		for (size_t j = 0; j < K64; j++)
+			p[j] = "compressible text, chunk "[j % 25] ^ (uint8_t)i;
+		write_at(path, i * K64, p, K64);
+	}
+	memset(p, 0, K64);
+	write_at(path, 16 * K64, p, K64); /* written zeros */
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, p, K64, 3 * K64), (ssize_t)K64);
+	close(fd);
+	write_at(path, 7 * K64, p, K64); /* a duplicate of chunk 3 */
+	write_random_at(path, 20 * K64 + 5, 3000);
+	write_random_at(path, 23 * K64, K64 - 1000); /* the short last chunk */
+	free(p);
+}
+
+/* Counts the sink's entries that were put since the last sink_mark(). */
+static unsigned sink_fresh(const struct msink *k)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < k->n; i++) {
+		assert_int_equal(k->e[i].puts, 1); /* never put twice, in any run */
+		n += k->e[i].fresh;
+	}
+	return n;
+}
+
+static void test_sink(void **state)
+{
+	struct fixture *f = *state;
+	struct mc_prepare_opts plain = {.chunk_size = K64, .threads = 1};
+	struct mc_prepare_opts o = {.chunk_size = K64, .threads = 3};
+	struct mc_prepare_stats st, st_plain;
+	struct msink k;
+	struct manifest m;
+	char plain_store[200], path[200];
+	uint64_t put_bytes = 0;
+
+	sink_init(&k, &o);
+	make_mixed_image(f->image);
+	join(plain_store, sizeof(plain_store), f->dir, "plain");
+	prepare_and_check(f, &plain, &st_plain, &m);
+	mf_free(&m);
+	assert_int_equal(rename(f->store, plain_store), 0);
+	/* A leftover data file in the store is removed, not paired with the manifest. */
+	assert_int_equal(mkdir(f->store, 0755), 0);
+	join(path, sizeof(path), f->store, "data");
+	write_random_at(path, 0, 100);
+
+	assert_int_equal(mc_prepare(f->image, f->store, &o, &st, f->err, sizeof(f->err)), 0);
+	check_sink_store(&k, f->store, plain_store);
+	assert_int_equal(stray_files(f->store), 0);
+	/* 24 chunks: 15 data chunks, chunk 7 equal to chunk 3: 14 distinct, each put once. */
+	assert_int_equal(st_plain.zero_chunks, 9);
+	assert_int_equal(k.n, 14);
+	assert_int_equal(k.puts, 14);
+	assert_int_equal(sink_fresh(&k), 14);
+	assert_int_equal(st.reused_chunks, 1);
+	for (size_t i = 0; i < k.n; i++)
+		put_bytes += k.e[i].len;
+	assert_int_equal(st.new_stored_bytes, put_bytes);
+	assert_int_equal(st.stored_bytes, st_plain.stored_bytes);
+	assert_int_equal(st.stored_bytes, put_bytes + K64); /* plus the duplicate */
+	assert_int_equal(st.zero_chunks, st_plain.zero_chunks);
+	assert_int_equal(st.zstd_chunks, st_plain.zstd_chunks);
+	assert_memory_equal(st.image_sha256, st_plain.image_sha256, SHA256_LEN);
+	/* Without a sink, everything written is new. */
+	assert_int_equal(st_plain.reused_chunks, 0);
+	assert_int_equal(st_plain.new_stored_bytes, st_plain.stored_bytes);
+
+	/* The same image again, into a second version: nothing new is put. */
+	sink_mark(&k);
+	join(path, sizeof(path), f->dir, "again");
+	assert_int_equal(mc_prepare(f->image, path, &o, &st, f->err, sizeof(f->err)), 0);
+	check_sink_store(&k, path, plain_store);
+	assert_int_equal(k.puts, 0);
+	assert_int_equal(st.reused_chunks, 15);
+	assert_int_equal(st.new_stored_bytes, 0);
+	sink_free(&k);
+}
+
+/* A slightly changed image puts only its changed chunks. */
+static void test_sink_reimport(void **state)
+{
+	struct fixture *f = *state;
+	struct mc_prepare_opts plain = {.chunk_size = K64, .threads = 2};
+	struct mc_prepare_opts o = {.chunk_size = K64, .threads = 2};
+	struct mc_prepare_stats st;
+	struct msink k;
+	struct manifest m;
+	char v2[200], plain2[200];
+	uint64_t fresh_bytes = 0;
+
+	sink_init(&k, &o);
+	make_mixed_image(f->image);
+	assert_int_equal(mc_prepare(f->image, f->store, &o, &st, f->err, sizeof(f->err)), 0);
+	sink_mark(&k);
+	/* Change chunk 1 (random), chunk 9 (compressible) and fill the hole at 18. */
+	write_random_at(f->image, 1 * K64 + 100, 10);
+	write_at(f->image, 9 * K64 + 7, "changed", 7);
+	write_random_at(f->image, 18 * K64, 500);
+	join(v2, sizeof(v2), f->dir, "v2");
+	join(plain2, sizeof(plain2), f->dir, "plain2");
+	assert_int_equal(mc_prepare(f->image, v2, &o, &st, f->err, sizeof(f->err)), 0);
+	assert_int_equal(k.puts, 3);
+	assert_int_equal(sink_fresh(&k), 3);
+	assert_int_equal(st.reused_chunks, 16 - 3);
+	for (size_t i = 0; i < k.n; i++)
+		fresh_bytes += k.e[i].fresh ? k.e[i].len : 0;
+	assert_int_equal(st.new_stored_bytes, fresh_bytes);
+	/* The fresh entries are exactly the changed chunks. */
+	{
+		const char *why = NULL;
+		char path[256];
+
+		join(path, sizeof(path), v2, "manifest");
+		assert_int_equal(mf_load(path, &m, &why), 0);
+		for (uint32_t i = 0; i < m.chunk_count; i++) {
+			struct ment *e = sink_find(&k, m.chunks[i].sha256);
+
+			if (i == 1 || i == 9 || i == 18)
+				assert_true(e && e->fresh);
+			else
+				assert_true(!e || !e->fresh);
+		}
+		mf_free(&m);
+	}
+	assert_int_equal(mc_prepare(f->image, plain2, &plain, &st, f->err, sizeof(f->err)), 0);
+	check_sink_store(&k, v2, plain2);
+	sink_free(&k);
+}
+
+static void test_sink_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct mc_prepare_opts o = {.chunk_size = K64, .threads = 2};
+	struct mc_prepare_opts half = {.chunk_size = K64, .lookup = sink_lookup};
+	struct mc_prepare_stats st;
+	struct msink k;
+	struct manifest m;
+	const char *why = NULL;
+	char path[256];
+
+	sink_init(&k, &o);
+	half.sink_ctx = &k;
+	write_random_at(f->image, 0, 5 * K64);
+	expect_fail(f, f->image, &half, -EINVAL, "both lookup and put");
+	k.fail_put = -ENOSPC;
+	expect_fail(f, f->image, &o, -ENOSPC, "disk full writing the chunk store");
+	k.fail_put = -EIO;
+	expect_fail(f, f->image, &o, -EIO, "chunk store put");
+	k.fail_put = 0;
+	k.fail_lookup = -EACCES;
+	expect_fail(f, f->image, &o, -EACCES, "chunk store lookup");
+	k.fail_lookup = 0;
+
+	/* A found chunk in a form no manifest can hold fails the run. */
+	assert_int_equal(mc_prepare(f->image, f->store, &o, &st, f->err, sizeof(f->err)), 0);
+	nftw(f->store, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	k.bad_form = true;
+	expect_fail(f, f->image, &o, -EIO, "bad form");
+	k.bad_form = false;
+	sink_free(&k);
+
+	/*
+	 * put loses a race (-EEXIST) to an import that stored the chunk raw:
+	 * the manifest takes the store's form. Compressible data, so that our
+	 * own form would have been zstd.
+	 */
+	sink_init(&k, &o);
+	k.race_raw = true;
+	k.race_len = K64;
+	{
+		uint8_t *p = calloc(1, K64);
+
+		assert_non_null(p);
+		memset(p, 'a', K64);
+		write_at(f->image, 0, p, K64);
+		free(p);
+	}
+	assert_int_equal(truncate(f->image, K64), 0);
+	assert_int_equal(mc_prepare(f->image, f->store, &o, &st, f->err, sizeof(f->err)), 0);
+	join(path, sizeof(path), f->store, "manifest");
+	assert_int_equal(mf_load(path, &m, &why), 0);
+	assert_int_equal(m.chunks[0].flags, 0);
+	assert_int_equal(m.chunks[0].stored_len, K64);
+	assert_int_equal(st.reused_chunks, 1);
+	assert_int_equal(st.new_stored_bytes, 0);
+	mf_free(&m);
+	sink_free(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +1055,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_qcow2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_qemu_img_missing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sink, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sink_reimport, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sink_errors, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
