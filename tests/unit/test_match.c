@@ -17,8 +17,7 @@
 
 #include "match.h"
 
-#define MAC_FORMS                                                                                  \
-	"expected six hex bytes as aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabb.ccdd.eeff"
+#define MAC_FORMS "expected six hex bytes as aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabb.ccdd.eeff"
 
 /* Expects s to parse as a MAC address whose canonical form is want. */
 static void mac_ok(const char *s, const char *want)
@@ -89,17 +88,18 @@ static void test_mac_bad(void **state)
 	mac_bad("FF:FF:FF:FF:FF:FF", "MAC address \"FF:FF:FF:FF:FF:FF\" is the broadcast address");
 	mac_bad("ffff.ffff.ffff", "MAC address \"ffff.ffff.ffff\" is the broadcast address");
 	mac_bad("00:11:22:*:*:*",
-		"bad MAC address \"00:11:22:*:*:*\": wildcards cannot name one machine");
+	        "bad MAC address \"00:11:22:*:*:*\": wildcards cannot name one machine");
 	/* A NUL inside the length is a bad byte, shown escaped, never an early end. */
 	mac_bad_n("00:11:22:33:44:55\0", 18,
-		  "bad MAC address \"00:11:22:33:44:55\\x00\": " MAC_FORMS);
+	          "bad MAC address \"00:11:22:33:44:55\\x00\": " MAC_FORMS);
 	mac_bad_n("00:11\0:22:33:44:55", 18,
-		  "bad MAC address \"00:11\\x00:22:33:44:55\": " MAC_FORMS);
+	          "bad MAC address \"00:11\\x00:22:33:44:55\": " MAC_FORMS);
 	/* Only len bytes are read: the rest of the string does not count. */
 	mac_bad_n("00:11:22:33:44:55", 14, "bad MAC address \"00:11:22:33:44\": " MAC_FORMS);
 	/* A long value is cut in the message. */
-	mac_bad("0123456789012345678901234567890123456789012345678901234567890123",
-		"bad MAC address \"012345678901234567890123456789012345678901234567...\": " MAC_FORMS);
+	mac_bad(
+	    "0123456789012345678901234567890123456789012345678901234567890123",
+	    "bad MAC address \"012345678901234567890123456789012345678901234567...\": " MAC_FORMS);
 	/* Control bytes are escaped in messages. */
 	mac_bad("a\nb", "bad MAC address \"a\\x0ab\": " MAC_FORMS);
 }
@@ -201,10 +201,11 @@ static void test_cidr(void **state)
 	cidr_bad("10.1.2.0/", "bad subnet \"10.1.2.0/\": the prefix must be a number 0-32");
 	cidr_bad("10.1.2.0/2a", "bad subnet \"10.1.2.0/2a\": the prefix must be a number 0-32");
 	cidr_bad("10.1.2.0/24/1", "bad subnet \"10.1.2.0/24/1\": the prefix must be a number 0-32");
-	cidr_bad("10.1.2/24",
-		 "bad subnet \"10.1.2/24\": address: expected four numbers 0-255 separated by dots");
+	cidr_bad(
+	    "10.1.2/24",
+	    "bad subnet \"10.1.2/24\": address: expected four numbers 0-255 separated by dots");
 	cidr_bad("10.1.2.0 /24", "bad subnet \"10.1.2.0 /24\": address: expected four numbers "
-				 "0-255 separated by dots");
+	                         "0-255 separated by dots");
 
 	assert_int_equal(match_cidr_parse("10.1.0.0/16", 11, &c, NULL, 0), 0);
 	assert_true(match_cidr_contains(&c, 0x0a010000));
@@ -269,20 +270,22 @@ static void test_hostname(void **state)
 	name_bad("", "empty host name");
 	name_bad(".", "empty host name");
 	name_bad("pc_01", "bad host name \"pc_01\": \"_\" is not allowed (letters, digits, '-' "
-			  "and '.' only)");
+	                  "and '.' only)");
 	name_bad("pc 01", "bad host name \"pc 01\": \" \" is not allowed (letters, digits, '-' "
-			  "and '.' only)");
+	                  "and '.' only)");
 	name_bad("pc01..lab", "bad host name \"pc01..lab\": empty label");
 	name_bad(".pc01", "bad host name \".pc01\": empty label");
 	name_bad("pc01..", "bad host name \"pc01.\": empty label");
 	name_bad("-pc01", "bad host name \"-pc01\": label \"-pc01\" starts or ends with '-'");
-	name_bad("pc01-.lab", "bad host name \"pc01-.lab\": label \"pc01-\" starts or ends with '-'");
+	name_bad("pc01-.lab",
+	         "bad host name \"pc01-.lab\": label \"pc01-\" starts or ends with '-'");
 	name_bad("10.1.2.3", "bad host name \"10.1.2.3\": it looks like an address");
 	name_bad("1234", "bad host name \"1234\": it looks like an address");
 	name_bad("pc\xc3\xa9", "bad host name \"pc\\xc3\\xa9\": \"\\xc3\" is not allowed (letters, "
-			       "digits, '-' and '.' only)");
-	name_bad_n("pc\0", 3, "bad host name \"pc\\x00\": \"\\x00\" is not allowed (letters, "
-			      "digits, '-' and '.' only)");
+	                       "digits, '-' and '.' only)");
+	name_bad_n("pc\0", 3,
+	           "bad host name \"pc\\x00\": \"\\x00\" is not allowed (letters, "
+	           "digits, '-' and '.' only)");
 
 	memset(label63, 'a', 63);
 	label63[63] = '\0';
@@ -290,9 +293,10 @@ static void test_hostname(void **state)
 	label64[64] = '\0';
 	name_ok(label63, label63);
 	snprintf(name, sizeof(name), "x.%s.y", label64);
-	name_bad(name, "bad host name \"x.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...\": label "
-		       "\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...\" is longer than 63 "
-		       "bytes");
+	name_bad(name,
+	         "bad host name \"x.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...\": label "
+	         "\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...\" is longer than 63 "
+	         "bytes");
 	/* 253 bytes is the most; with a trailing dot, 254 bytes are fine. */
 	snprintf(name, sizeof(name), "%s.%s.%s.%s", label63, label63, label63, label63);
 	name[253] = '\0';
@@ -433,7 +437,7 @@ static void test_tags_rooms_notes(void **state)
 	assert_int_equal(match_tag_check(big, 64, err, sizeof(err)), 0);
 	assert_int_equal(match_tag_check(big, 65, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "tag \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is "
-				 "longer than 64 bytes");
+	                         "longer than 64 bytes");
 
 	assert_int_equal(match_room_check("Room 1.02", 9, err, sizeof(err)), 0);
 	assert_int_equal(match_room_check("Salle B;2", 9, err, sizeof(err)), 0);
@@ -472,7 +476,7 @@ static void test_machine(void **state)
 	assert_int_equal(SET(match_machine_set_name, &m, "  PC01.Lab. "), 0);
 	assert_string_equal(m.name, "pc01.lab");
 	assert_int_equal(SET(match_machine_add_macs, &m, " 00-11-22-33-44-55; AABB.CCDD.EEFE ,"),
-			 0);
+	                 0);
 	assert_int_equal(m.nmacs, 2);
 	assert_string_equal(m.macs[0], "00:11:22:33:44:55");
 	assert_string_equal(m.macs[1], "aa:bb:cc:dd:ee:fe");
@@ -484,9 +488,9 @@ static void test_machine(void **state)
 	assert_int_equal(SET(match_machine_add_macs, &m, "00:11:22:33:44:55"), -EINVAL);
 	assert_string_equal(err, "MAC address 00:11:22:33:44:55 is listed twice");
 	assert_int_equal(SET(match_machine_add_macs, &m,
-			     "02:00:00:00:00:01 02:00:00:00:00:02 02:00:00:00:00:03 "
-			     "02:00:00:00:00:04 02:00:00:00:00:05 02:00:00:00:00:06"),
-			 0);
+	                     "02:00:00:00:00:01 02:00:00:00:00:02 02:00:00:00:00:03 "
+	                     "02:00:00:00:00:04 02:00:00:00:00:05 02:00:00:00:00:06"),
+	                 0);
 	assert_int_equal(m.nmacs, 8);
 	assert_int_equal(SET(match_machine_add_mac, &m, "02:00:00:00:00:07"), -EINVAL);
 	assert_string_equal(err, "more than 8 MAC addresses");
@@ -551,11 +555,11 @@ static void test_many_tags(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mac_ok),	     cmocka_unit_test(test_mac_bad),
-	    cmocka_unit_test(test_ip4),		     cmocka_unit_test(test_cidr),
-	    cmocka_unit_test(test_hostname),	     cmocka_unit_test(test_glob),
-	    cmocka_unit_test(test_domain),	     cmocka_unit_test(test_tags_rooms_notes),
-	    cmocka_unit_test(test_machine),	     cmocka_unit_test(test_many_tags),
+	    cmocka_unit_test(test_mac_ok),   cmocka_unit_test(test_mac_bad),
+	    cmocka_unit_test(test_ip4),      cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_hostname), cmocka_unit_test(test_glob),
+	    cmocka_unit_test(test_domain),   cmocka_unit_test(test_tags_rooms_notes),
+	    cmocka_unit_test(test_machine),  cmocka_unit_test(test_many_tags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
