@@ -172,7 +172,8 @@ static int targets_criterion_into(struct store *s, int64_t id, struct idv *a)
 {
 	char glob[MATCH_GLOB_MAX + 1] = "", domain[MATCH_NAME_SIZE] = "", subnet[64] = "";
 	char room[MATCH_TAG_SIZE] = "", tag[MATCH_TAG_SIZE] = "";
-	bool has_glob, has_domain, has_subnet, has_room, has_tag;
+	bool has_glob = false, has_domain = false, has_subnet = false, has_room = false;
+	bool has_tag = false;
 	struct store_q *q = store_query(
 		s, "SELECT name_glob, domain, subnet, room, tag FROM criteria WHERE id = ?", "i", id);
 	if (!q)
@@ -220,10 +221,10 @@ static int targets_criterion_into(struct store *s, int64_t id, struct idv *a)
 			continue;
 		if (has_subnet) {
 			const char *ip = store_col_text(q, 2);
-			uint32_t a;
+			uint32_t addr;
 			if (store_col_null(q, 2) ||
-			    match_ip4_parse(ip, strlen(ip), &a, err, sizeof(err)) < 0 ||
-			    !match_cidr_contains(&net, a))
+			    match_ip4_parse(ip, strlen(ip), &addr, err, sizeof(err)) < 0 ||
+			    !match_cidr_contains(&net, addr))
 				continue;
 		}
 		if (idv_push(a, store_col_int(q, 0)) < 0) {
