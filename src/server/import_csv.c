@@ -362,7 +362,7 @@ static int step(struct csvimp *p, char c)
 		}
 		/* That quote closed the field: this byte is handled as after it. */
 		p->st = ST_AFTER_QUOTE;
-		/* fall through */
+		__attribute__((fallthrough));
 	case ST_AFTER_QUOTE:
 		if (c == '\n' || c == '\r')
 			return line_break(p, c);

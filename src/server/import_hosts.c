@@ -705,7 +705,7 @@ static int dh_step(struct hostsimp *p, char c)
 		word_end(p);
 		p->tk = TK_SPACE;
 		/* This byte ends the word; it is handled as between words. */
-		/* fall through */
+		__attribute__((fallthrough));
 	case TK_SPACE:
 		if (c == '\n') {
 			p->line++;
