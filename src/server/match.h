@@ -188,8 +188,9 @@ int match_machine_check(const struct match_machine *m, char *err, size_t errsz);
  * message without the line, e.g. `bad MAC address "zz": ...`; callers
  * usually print "FILE:LINE: MESSAGE". msg is valid only during the call.
  *
- * A callback returns 0 to go on; a negative value stops the import, and the
- * feed or finish call that made the callback returns that value.
+ * A callback returns 0 to go on; any other value stops the import, and the
+ * feed or finish call that made the callback returns it (a positive value
+ * as -ECANCELED). See import_csv.h for which errors are fatal.
  */
 struct match_sink {
 	int (*record)(void *user, const struct match_machine *m);

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "migrate.h"
+#include "timefmt.h"
 
 struct store {
 	sqlite3 *db;
@@ -267,13 +268,11 @@ void store_done(struct store_q *q)
 	free(q);
 }
 
-/* Formats unix time t as "YYYY-MM-DDTHH:MM:SSZ"; NULL JSON for 0 is the caller's. */
+/* Unix time t as an ISO 8601 UTC string, or null when out of range. */
 static json_t *store_time_json(int64_t t)
 {
-	char buf[32];
-	struct tm tm;
-	time_t tt = (time_t)t;
-	if (!gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+	char buf[TIMEFMT_LEN + 1];
+	if (timefmt_format((time_t)t, buf, sizeof(buf)) < 0)
 		return json_null();
 	return json_string(buf);
 }
