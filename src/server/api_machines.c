@@ -390,9 +390,20 @@ static int imp_error(void *user, unsigned long line, const char *msg)
 	struct imp *im = user;
 	im->nerrors++;
 	snprintf(im->last, sizeof(im->last), "line %lu: %s", line, msg);
-	if (json_array_size(im->errors) < IMPORT_ERRORS_MAX &&
-	    json_array_append_new(
-	        im->errors, json_pack("{s:I, s:s}", "line", (json_int_t)line, "message", msg)) < 0)
+	if (json_array_size(im->errors) >= IMPORT_ERRORS_MAX)
+		return 0;
+	/* A message cut inside a UTF-8 character is not a JSON string: show its ASCII. */
+	json_t *m = json_string(msg);
+	if (!m) {
+		char buf[sizeof(im->last)];
+		snprintf(buf, sizeof(buf), "%s", msg);
+		for (char *p = buf; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		m = json_string(buf);
+	}
+	if (json_array_append_new(
+	        im->errors, json_pack("{s:I, s:o}", "line", (json_int_t)line, "message", m)) < 0)
 		return -ENOMEM;
 	return 0;
 }

@@ -132,6 +132,8 @@ def test_machines(srv):
     check("macs[1]" in r.raw, "bad MAC message names the item", r)
     r = srv.raw("POST", "/machines", b'{"name": "x1",')
     check_error(r, 400, "bad_json", "malformed JSON")
+    r = srv.raw("POST", "/machines", b'{"name": "x\\\xef\xbb\xbf"}')
+    check_error(r, 400, "bad_json", "bad escape before a non-ASCII byte (error text is UTF-8)")
     r = srv.raw("POST", "/machines", b'["x1"]')
     check_error(r, 400, "bad_request", "body not an object")
     r = srv.raw("POST", "/machines", b'{"name": "x1", "name": "x2"}')
