@@ -17,6 +17,9 @@ static const struct api_route *const api_tables[] = {
 	api_users_routes,
 	api_tokens_routes,
 	api_audit_routes,
+	api_machines_routes,
+	api_groups_routes,
+	api_criteria_routes,
 };
 
 #define API_NTABLES (sizeof(api_tables) / sizeof(api_tables[0]))

@@ -41,6 +41,9 @@ extern const struct api_route api_auth_routes[];
 extern const struct api_route api_users_routes[];
 extern const struct api_route api_tokens_routes[];
 extern const struct api_route api_audit_routes[];
+extern const struct api_route api_machines_routes[];
+extern const struct api_route api_groups_routes[];
+extern const struct api_route api_criteria_routes[];
 
 /*
  * Finds the route of method + path (path after /api/v1, without query) and

@@ -40,6 +40,25 @@ int req_no_content(struct req *r)
 	return req_reply(r, 204, NULL);
 }
 
+/*
+ * A JSON string of s. A message may quote request bytes that are not UTF-8
+ * (jansson's own parse errors do), or be cut inside a character; JSON
+ * strings must be UTF-8, so such a text keeps its ASCII and shows '?' for
+ * the rest.
+ */
+static json_t *req_text(const char *s)
+{
+	json_t *v = json_string(s);
+	char buf[512];
+	if (v)
+		return v;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	return json_string(buf);
+}
+
 static int req_verror(struct req *r, int status, const char *code, const char *field,
 		      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
@@ -48,9 +67,8 @@ static int req_verror(struct req *r, int status, const char *code, const char *f
 {
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	json_t *e = json_pack("{s:s, s:s, s:s?}", "code", code, "message", msg, "field", field);
-	if (e && !field)
-		json_object_set_new(e, "field", json_null());
+	json_t *e = json_pack("{s:s, s:o, s:o}", "code", code, "message", req_text(msg), "field",
+			      field ? req_text(field) : json_null());
 	req_reply(r, status, json_pack("{s:o}", "error", e));
 	return -1;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "jv.h"
+#include "machines.h"
 #include "match.h"
 #include "req.h"
 #include "server.h"
@@ -305,15 +306,9 @@ int targets_reply_machines(struct req *r, const int64_t *ids, size_t n)
 	int64_t limit, offset;
 	if (req_page(r, &limit, &offset) < 0)
 		return -1;
-	json_t *items = json_array();
-	for (size_t i = (size_t)offset; i < n && i < (size_t)(offset + limit); i++) {
-		bool found;
-		json_t *m = store_row1_json(r->srv->store, &found,
-					    "SELECT id, name, ip, subnet, room FROM machines"
-					    " WHERE id = ?",
-					    "i", ids[i]);
-		if (m)
-			json_array_append_new(items, m);
-	}
+	size_t from = (size_t)offset < n ? (size_t)offset : n;
+	size_t count = n - from < (size_t)limit ? n - from : (size_t)limit;
+	/* One batch of queries for the page (machines.h); a machine deleted since is left out. */
+	json_t *items = machines_page_json(r->srv->store, count ? ids + from : NULL, count);
 	return req_reply_page(r, items, (int64_t)n, limit, offset);
 }

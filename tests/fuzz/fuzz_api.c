@@ -1,7 +1,11 @@
 /*
  * libFuzzer harness for the API's request handling: routing, authorization,
  * JSON body parsing and validation, and every handler, on an in-memory
- * store, exactly as http.c drives them but without sockets.
+ * store, exactly as http.c drives them but without sockets. The store
+ * lives across inputs, so one input can create what the next one changes;
+ * when an input takes the harness's own admin token away (revoked, its user
+ * demoted or disabled), the store starts anew, or every later input would
+ * stop at the 401.
  *
  * Input: the first byte picks the method, then the path up to the first
  * newline, then the body. Every request runs as an admin (the widest
@@ -29,11 +33,15 @@ static char fz_token[AUTH_TOKEN_LEN + 1];
 
 static void fz_init(void)
 {
+	static int once;
 	char err[256];
 	int64_t id, tid;
-	log_init("fuzz_api", LOG_LVL_ERROR, 0);
-	log_set_level(LOG_LVL_ERROR + 0);
-	srvconf_defaults(&fz_srv.conf);
+	if (!once) {
+		log_init("fuzz_api", LOG_LVL_ERROR, 0);
+		log_set_level(LOG_LVL_ERROR + 0);
+		srvconf_defaults(&fz_srv.conf);
+		once = 1;
+	}
 	if (store_open_sqlite(":memory:", &fz_srv.store, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_api: %s\n", err);
 		abort();
@@ -51,6 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const methods[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"};
 	static int ready;
+	struct req_user me;
+	if (ready && (auth_token_check(fz_srv.store, fz_token, &me) < 0 || me.role != ROLE_ADMIN)) {
+		store_close(fz_srv.store);
+		fz_srv.store = NULL;
+		ready = 0;
+	}
 	if (!ready) {
 		fz_init();
 		ready = 1;
