@@ -19,6 +19,8 @@
 
 /* A config file larger than this is not ours. */
 #define CTLCONF_MAX (64 * 1024)
+/* The longest value: "cacert = " and it must fit a line of conf.h (197 bytes). */
+#define CTLCONF_VALUE_MAX 180
 
 static const struct conf_key ctlconf_keys[] = {
     {"", "server", CONF_STR, offsetof(struct ctlconf, server), 0, 0, "server URL"},
@@ -141,6 +143,23 @@ bool ctlconf_word(const char *s)
 	return true;
 }
 
+/*
+ * Can v be written as "key = v" and read back the same? A ';' at the start
+ * or after a blank would start a comment (the INI dialect of conf.h), and
+ * a line may not be longer than conf.h allows.
+ */
+static bool ctlconf_writable(const char *v)
+{
+	if (!v)
+		return true;
+	if (v[0] == ';' || strlen(v) > CTLCONF_VALUE_MAX)
+		return false;
+	for (const char *p = v; *p; p++)
+		if (*p == ';' && (p[-1] == ' ' || p[-1] == '\t'))
+			return false;
+	return true;
+}
+
 int ctlconf_parse(const char *name, const char *text, struct ctlconf *c, char *err, size_t errsz)
 {
 	const char *why;
@@ -148,6 +167,16 @@ int ctlconf_parse(const char *name, const char *text, struct ctlconf *c, char *e
 	int rc = conf_load_string(name, text, ctlconf_keys, CTLCONF_NKEYS, c, err, errsz);
 	if (rc < 0)
 		return rc;
+	const char *const vals[][2] = {
+	    {"user", c->user}, {"token", c->token}, {"cacert", c->cacert}};
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		if (!ctlconf_writable(vals[i][1])) {
+			snprintf(err, errsz,
+			         "%s: %s: too long, or a ';' that would start a comment", name,
+			         vals[i][0]);
+			return -EINVAL;
+		}
+	}
 	if (c->server) {
 		if (ctlconf_server_url(c->server, buf, sizeof(buf), &why) < 0) {
 			snprintf(err, errsz, "%s: server: %s", name, why);

@@ -8,7 +8,8 @@
 
 #include "mlctl.h"
 
-static void ml_vprint(struct mlctl *ml, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void ml_vprint(struct mlctl *ml, const char *fmt,
+                                                            va_list ap)
 {
 	char msg[1024];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
