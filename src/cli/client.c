@@ -290,6 +290,11 @@ static int cl_transport_error(struct mlctl *ml, int rc, CURLcode cc, const char 
 		    ml->server, ml->fp ? "fingerprint " : "key ",
 		    ml->fp ? ml->fp : (ml->pin ? ml->pin : ml->fp_pin));
 	case CURLE_PEER_FAILED_VERIFICATION:
+		if (ml->cacert)
+			return ml_unreachable(ml,
+			                      "%s: the server's certificate does not check out "
+			                      "against %s (%s)",
+			                      ml->server, ml->cacert, why);
 		return ml_unreachable(ml,
 		                      "%s: the server's certificate is not trusted (%s); run "
 		                      "'mlctl login' to check and trust its fingerprint, or pass "

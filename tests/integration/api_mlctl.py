@@ -346,6 +346,40 @@ def test_pin_and_reachability(url, fp):
     check(r.rc == 0, "--fingerprint that matches", repr(r))
 
 
+def test_cacert(srv, url):
+    """A certificate checked against --cacert is not pinned; the file keeps the CA."""
+    crt = os.path.join(srv.dir, "data", "tls", "server.crt")
+    other = os.path.join(HOME, "ca.conf")
+    env = {"MLCTL_CONFIG": other}
+    r = mlctl("login", "--server", url, "--cacert", crt, "admin", stdin=ADMIN_PW + "\n",
+              env=env)
+    ok(r, "login --cacert")
+    text = open(other).read() if os.path.exists(other) else ""
+    check("cacert = " + crt in text and "pubkey" not in text, "config keeps the CA file",
+          text)
+    r = mlctl("whoami", "-q", env=env)
+    check(r.rc == 0 and r.out.strip() == "1", "whoami with the CA file", repr(r))
+    wrong = os.path.join(HOME, "wrong.pem")
+    with open(wrong, "w") as f:
+        f.write(WRONG_CA)
+    r = mlctl("whoami", "--cacert", wrong, env=env)
+    fails(r, 3, "whoami against another CA", "does not check out")
+
+
+# A self-signed certificate that is not the server's.
+WRONG_CA = """-----BEGIN CERTIFICATE-----
+MIIBdzCCAR2gAwIBAgIUdZwDWlwGNMvmbQwoeJLjgJVIR14wCgYIKoZIzj0EAwIw
+ETEPMA0GA1UEAwwGbWx0ZXN0MB4XDTI2MTEyNjEzNTMyNFoXDTM2MTEyMzEzNTMy
+NFowETEPMA0GA1UEAwwGbWx0ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+DdI3g4S5UYgSyOnoDjp3pZOnOPy0oNmKONXwBXTnykh2xNMMYdyif/51L0BAhptM
+rus+pLGYDqGyB4PZGnkqWqNTMFEwHQYDVR0OBBYEFIAi7C0vjUC49oJxagx1Z4Se
+sCAsMB8GA1UdIwQYMBaAFIAi7C0vjUC49oJxagx1Z4SesCAsMA8GA1UdEwEB/wQF
+MAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJX4nwJddFyAkwPTBk6O9sX78w2QQEwN
+w3omLlrFnYOVAiA9bQJ/eh0Y0hycNvJXUzpJKvPMFBklypo8K71k00Y3rw==
+-----END CERTIFICATE-----
+"""
+
+
 def test_passwd_logout(srv, url, fp):
     r = mlctl("passwd", stdin=ADMIN_PW + "\nchanged-pass-99\n")
     ok(r, "passwd")
@@ -551,6 +585,7 @@ def main():
                 test_tokens(srv, url, fp)
                 test_audit(srv)
                 test_pin_and_reachability(url, fp)
+                test_cacert(srv, url)
                 test_passwd_logout(srv, url, fp)
                 vid = test_images(srv)
                 machines = test_inventory(srv)
