@@ -54,7 +54,7 @@ int res_id(struct mlctl *ml, const struct res *r, const char *arg, int64_t *id)
 	if (res_is_id(arg, id))
 		return 0;
 	if (!r->name_key)
-		return ml_usage(ml, "'%s' is not a %s id (%ss have no names)", arg, r->noun,
+		return ml_usage(ml, "'%s' is not a %s id (a %s has no name)", arg, r->noun,
 		                r->noun);
 	if (!*arg)
 		return ml_usage(ml, "an empty %s name", r->noun);
@@ -93,8 +93,8 @@ int res_id(struct mlctl *ml, const struct res *r, const char *arg, int64_t *id)
 	if (nfound == 0)
 		return ml_fail(ml, "no %s named '%s'", r->noun, arg);
 	if (nfound > 1)
-		return ml_fail(ml, "%zu %ss are named '%s' (ids %s); use the id", nfound, r->noun,
-		               arg, ids);
+		return ml_fail(ml, "the %s name '%s' is ambiguous: %zu match (ids %s); use the id",
+		               r->noun, arg, nfound, ids);
 	if (!json_is_integer(json_object_get(found, "id")))
 		return ml_fail(ml, "the server's %s has no id", r->noun);
 	*id = (int64_t)json_integer_value(json_object_get(found, "id"));
