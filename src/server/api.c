@@ -17,6 +17,7 @@ static const struct api_route *const api_tables[] = {
 	api_users_routes,
 	api_tokens_routes,
 	api_audit_routes,
+	api_images_routes,
 };
 
 #define API_NTABLES (sizeof(api_tables) / sizeof(api_tables[0]))
@@ -167,6 +168,7 @@ void api_handle(struct req *r, const char *method, const char *path, const char 
 {
 	r->method = method;
 	r->path = path;
+	r->content_length = (int64_t)len;
 	const struct api_route *rt = api_route(r, method, path);
 	if (!rt || api_authorize(r, rt, token) < 0)
 		return;

@@ -211,7 +211,10 @@ static void http_begin(struct http *h, struct MHD_Connection *c, struct http_con
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 	uint64_t declared = 0;
 	uint64_t cap = hc->rt->upload ? h->srv->conf.upload_max : h->srv->conf.max_body;
-	if (cl && parse_uint(cl, 0, UINT64_MAX, &declared, NULL) == 0 && declared > cap) {
+	r->content_length = -1;
+	if (cl && parse_uint(cl, 0, INT64_MAX, &declared, NULL) == 0)
+		r->content_length = (int64_t)declared;
+	if (r->content_length >= 0 && declared > cap) {
 		req_error(r, 413, "payload_too_large", NULL,
 			  "the body is %llu bytes; at most %llu are accepted here",
 			  (unsigned long long)declared, (unsigned long long)cap);
@@ -298,9 +301,18 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const ch
 	if (*upload_data_size) {
 		http_data(h, hc, upload_data, *upload_data_size);
 		*upload_data_size = 0;
-		if (hc->refused && !hc->rt->upload)
-			return http_send(c, hc);
-		return MHD_YES;
+		if (!hc->refused)
+			return MHD_YES;
+		/*
+		 * Refused mid-body (too large, disk full): answer now instead of
+		 * reading the rest; an upload's context is finished first, so its
+		 * partial file is gone before the client hears why.
+		 */
+		if (hc->up_open) {
+			hc->up_open = false;
+			hc->rt->upload->finish(hc->up_ctx, &hc->r, false);
+		}
+		return http_send(c, hc);
 	}
 	/* The whole request is in. */
 	if (hc->rt->upload) {
