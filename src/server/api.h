@@ -19,8 +19,9 @@ struct srv;
  * length, -1 when the body is chunked), data() for each piece, finish() at
  * the end with complete = true, or with complete = false when the body did
  * not arrive whole: the client went away (then no response is sent), or
- * data() refused it (then the response data() set is sent, at once, and
- * the rest of the body is not read). Each returns 0, or -1 with an error
+ * data() refused it (then finish() runs at once, so the upload's resources
+ * go at once; the rest of the body is read and dropped, and the response
+ * data() set is sent at its end). Each returns 0, or -1 with an error
  * response set in r; after an error no further data() is called, but
  * finish() always is, so it frees ctx. begin() and data() may block on
  * disk I/O: they run in an HTTP worker thread.

@@ -301,23 +301,25 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const ch
 	if (*upload_data_size) {
 		http_data(h, hc, upload_data, *upload_data_size);
 		*upload_data_size = 0;
-		if (!hc->refused)
-			return MHD_YES;
 		/*
-		 * Refused mid-body (too large, disk full): answer now instead of
-		 * reading the rest; an upload's context is finished first, so its
-		 * partial file is gone before the client hears why.
+		 * Refused mid-body (too large, disk full): libmicrohttpd 0.9
+		 * cannot queue a response before the body is in (it would close
+		 * the connection without one), so the rest is read and dropped
+		 * and the answer goes at its end. An upload's context is
+		 * finished at once, so that its partial file is gone meanwhile.
 		 */
-		if (hc->up_open) {
+		if (hc->refused && hc->up_open) {
 			hc->up_open = false;
 			hc->rt->upload->finish(hc->up_ctx, &hc->r, false);
 		}
-		return http_send(c, hc);
+		return MHD_YES;
 	}
 	/* The whole request is in. */
 	if (hc->rt->upload) {
-		hc->up_open = false;
-		hc->rt->upload->finish(hc->up_ctx, &hc->r, !hc->refused);
+		if (hc->up_open) {
+			hc->up_open = false;
+			hc->rt->upload->finish(hc->up_ctx, &hc->r, !hc->refused);
+		}
 		if (!hc->r.status)
 			req_internal(&hc->r);
 		return http_send(c, hc);

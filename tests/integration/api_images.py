@@ -719,6 +719,48 @@ def test_clean_stop(srv, iid, big):
     os.unlink(big)
 
 
+def test_upload_limit(roots):
+    """A chunked upload that grows past [api] upload_max is cut off at once."""
+    log("chunked upload past upload_max, on a server with upload_max = 1M")
+    srv = Server(config=f"[library]\nimport_roots = {roots}\n[api]\nupload_max = 1M\n")
+    try:
+        srv.login()
+        iid = srv.post("/images", {"name": "small"}).json["id"]
+        seen = []
+
+        def pieces():
+            for i in range(8):
+                if i == 4:
+                    # Past the limit: the upload's row fails and its file goes
+                    # while the server still reads (and drops) the rest.
+                    deadline = time.time() + 20
+                    while time.time() < deadline:
+                        items = srv.get(f"/images/{iid}/versions").json["items"]
+                        if items and items[0]["state"] == "failed":
+                            break
+                        time.sleep(0.05)
+                    seen.append(items)
+                    seen.append(os.listdir(os.path.join(data_dir(srv), "uploads")))
+                yield os.urandom(MiB)
+        st, body = upload(srv, iid, pieces(), chunked=True)
+        check(st == 413 and body["error"]["code"] == "payload_too_large"
+              and "upload_max" in body["error"]["message"], "413 once past upload_max",
+              (st, body))
+        check(len(seen) == 2 and seen[0] and seen[0][0]["state"] == "failed" and seen[1] == [],
+              "refused at the limit: version failed and file removed before the body ended",
+              seen)
+        items = srv.get(f"/images/{iid}/versions").json["items"]
+        check(len(items) == 1 and items[0]["state"] == "failed"
+              and "upload_max" in items[0]["error"], "its version failed, saying why", items)
+        check(os.listdir(os.path.join(data_dir(srv), "uploads")) == [], "no upload file left")
+        st, body = upload(srv, iid, os.urandom(MiB // 2), length=MiB // 2)
+        check(st == 202, "an upload under the limit is taken", (st, body))
+        r = wait_version(srv, iid, body["id"])
+        check(r.json["state"] == "ready" and r.json["size"] == MiB // 2, "and imported", r)
+    finally:
+        srv.cleanup()
+
+
 def main():
     for tool in ("mkfs.ext4", "qemu-img", "cmp"):
         if not shutil.which(tool):
@@ -748,6 +790,7 @@ def main():
         test_delete_gc(srv, iid, vers, roots)
         big = test_crash(srv, iid, roots)
         test_clean_stop(srv, iid, big)
+        test_upload_limit(roots)
         rc = srv.stop()
         check(rc == 0, "the last clean stop exits 0", rc)
         log("the log has no errors, and no sanitizer reports")
