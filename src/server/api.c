@@ -20,6 +20,7 @@ static const struct api_route *const api_tables[] = {
 	api_machines_routes,
 	api_groups_routes,
 	api_criteria_routes,
+	api_images_routes,
 };
 
 #define API_NTABLES (sizeof(api_tables) / sizeof(api_tables[0]))
@@ -170,6 +171,7 @@ void api_handle(struct req *r, const char *method, const char *path, const char 
 {
 	r->method = method;
 	r->path = path;
+	r->content_length = (int64_t)len;
 	const struct api_route *rt = api_route(r, method, path);
 	if (!rt || api_authorize(r, rt, token) < 0)
 		return;

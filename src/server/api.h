@@ -15,11 +15,16 @@ struct srv;
 
 /*
  * A streamed request body (image uploads): begin() is called once the
- * route and the caller are accepted, data() for each piece, finish() at the
- * end with complete = true, or with complete = false when the client went
- * away (then no response is sent). Each returns 0, or -1 with an error
+ * route and the caller are accepted (r->content_length is the declared
+ * length, -1 when the body is chunked), data() for each piece, finish() at
+ * the end with complete = true, or with complete = false when the body did
+ * not arrive whole: the client went away (then no response is sent), or
+ * data() refused it (then finish() runs at once, so the upload's resources
+ * go at once; the rest of the body is read and dropped, and the response
+ * data() set is sent at its end). Each returns 0, or -1 with an error
  * response set in r; after an error no further data() is called, but
- * finish() always is, so it frees ctx.
+ * finish() always is, so it frees ctx. begin() and data() may block on
+ * disk I/O: they run in an HTTP worker thread.
  */
 struct api_upload {
 	int (*begin)(struct req *r, void **ctx);
@@ -44,6 +49,7 @@ extern const struct api_route api_audit_routes[];
 extern const struct api_route api_machines_routes[];
 extern const struct api_route api_groups_routes[];
 extern const struct api_route api_criteria_routes[];
+extern const struct api_route api_images_routes[];
 
 /*
  * Finds the route of method + path (path after /api/v1, without query) and

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "cas.h"
 #include "chunks.h"
 #include "fileio.h"
 #include "manifest.h"
@@ -30,8 +31,8 @@
 #define CS_OPEN_LOCK "open.lock"
 #define CS_GC_LOCK "gc.lock"
 #define CS_TMP_PREFIX ".tmp."
-/* "ab/" + 64 hex digits + ".z" + NUL */
-#define CS_PATH_LEN (3 + 64 + 2 + 1)
+/* The layout is libmlcast's (cas.h), so that readers and this writer agree. */
+#define CS_PATH_LEN MC_CAS_PATH_LEN
 /* ".tmp." + 16 hex digits + NUL */
 #define CS_TMP_LEN (5 + 16 + 1)
 /* A temp name collides only with another put's; a few retries are plenty. */
@@ -63,24 +64,10 @@ static void cs_err(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
-static char cs_suffix(uint8_t flags)
-{
-	return flags & MF_ZSTD ? 'z' : 'r';
-}
-
 /* Writes "ab/<64 hex>.<z|r>" for a chunk into out (CS_PATH_LEN bytes). */
 static void cs_path(const uint8_t sha[CHUNKS_HASH_LEN], uint8_t flags, char out[CS_PATH_LEN])
 {
-	char hex[SHA256_HEX_LEN];
-
-	sha256_hex(sha, hex);
-	out[0] = hex[0];
-	out[1] = hex[1];
-	out[2] = '/';
-	memcpy(out + 3, hex, 64);
-	out[67] = '.';
-	out[68] = cs_suffix(flags);
-	out[69] = 0;
+	mc_cas_path(sha, flags, out);
 }
 
 static bool cs_is_lower_hex(const char *s, size_t n)
@@ -489,42 +476,14 @@ out:
 }
 
 /*
- * Opens one form of a chunk and reads it into buf (at most cap bytes).
+ * Reads one form of a chunk into buf (at most cap bytes), through
+ * libmlcast's reader, the one every other reader of the store uses.
  * Returns 0 and *len, -ENOENT, -EFBIG when longer than cap, -errno.
  */
 static int cs_read(struct chunks *cs, const uint8_t sha[CHUNKS_HASH_LEN], uint8_t flags, void *buf,
                    size_t cap, size_t *len)
 {
-	char path[CS_PATH_LEN];
-	struct stat sb;
-	int fd;
-	int ret;
-
-	cs_path(sha, flags, path);
-	fd = openat(cs->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ELOOP ? -EIO : -errno;
-	if (fstat(fd, &sb) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		ret = -EIO;
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > cap) {
-		ret = -EFBIG;
-		goto out;
-	}
-	/* Chunk files never change once linked, so the size read is the size. */
-	ret = fio_pread_full(fd, buf, (size_t)sb.st_size, 0);
-	if (ret < 0)
-		goto out;
-	*len = (size_t)sb.st_size;
-	ret = 0;
-out:
-	close(fd);
-	return ret;
+	return mc_cas_read(cs->dir_fd, sha, flags, buf, cap, len);
 }
 
 int chunks_read(struct chunks *cs, const uint8_t sha256[CHUNKS_HASH_LEN], uint8_t flags, void *buf,

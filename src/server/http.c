@@ -211,7 +211,10 @@ static void http_begin(struct http *h, struct MHD_Connection *c, struct http_con
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 	uint64_t declared = 0;
 	uint64_t cap = hc->rt->upload ? h->srv->conf.upload_max : h->srv->conf.max_body;
-	if (cl && parse_uint(cl, 0, UINT64_MAX, &declared, NULL) == 0 && declared > cap) {
+	r->content_length = -1;
+	if (cl && parse_uint(cl, 0, INT64_MAX, &declared, NULL) == 0)
+		r->content_length = (int64_t)declared;
+	if (r->content_length >= 0 && declared > cap) {
 		req_error(r, 413, "payload_too_large", NULL,
 			  "the body is %llu bytes; at most %llu are accepted here",
 			  (unsigned long long)declared, (unsigned long long)cap);
@@ -298,14 +301,25 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const ch
 	if (*upload_data_size) {
 		http_data(h, hc, upload_data, *upload_data_size);
 		*upload_data_size = 0;
-		if (hc->refused && !hc->rt->upload)
-			return http_send(c, hc);
+		/*
+		 * Refused mid-body (too large, disk full): libmicrohttpd 0.9
+		 * cannot queue a response before the body is in (it would close
+		 * the connection without one), so the rest is read and dropped
+		 * and the answer goes at its end. An upload's context is
+		 * finished at once, so that its partial file is gone meanwhile.
+		 */
+		if (hc->refused && hc->up_open) {
+			hc->up_open = false;
+			hc->rt->upload->finish(hc->up_ctx, &hc->r, false);
+		}
 		return MHD_YES;
 	}
 	/* The whole request is in. */
 	if (hc->rt->upload) {
-		hc->up_open = false;
-		hc->rt->upload->finish(hc->up_ctx, &hc->r, !hc->refused);
+		if (hc->up_open) {
+			hc->up_open = false;
+			hc->rt->upload->finish(hc->up_ctx, &hc->r, !hc->refused);
+		}
 		if (!hc->r.status)
 			req_internal(&hc->r);
 		return http_send(c, hc);

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "fileio.h"
 #include "http.h"
+#include "library.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -309,6 +310,9 @@ int main(int argc, char **argv)
 		goto fail;
 	if (main_first_admin(&srv, adminpw, err, sizeof(err)) < 0)
 		goto fail;
+	/* Recovery of interrupted imports runs here, before any request can see them. */
+	if (library_open(&srv, &srv.lib, err, sizeof(err)) < 0)
+		goto fail;
 	if (srv.conf.tls) {
 		bool created = false;
 		char *names[32];
@@ -361,7 +365,9 @@ int main(int argc, char **argv)
 fail:
 	fprintf(stderr, "mlserver: %s\n", err[0] ? err : "start-up failed");
 out:
+	/* No request runs after http_stop(); then the imports stop and record it. */
 	http_stop(srv.http);
+	library_free(srv.lib);
 	store_close(srv.store);
 	tls_material_free(tls);
 	srvconf_free(&srv.conf);

@@ -62,6 +62,8 @@ static const char *const migrations[] = {
 	" display TEXT NOT NULL DEFAULT 'local' CHECK (display IN ('spice', 'local')),"
 	" firmware TEXT NOT NULL DEFAULT 'bios' CHECK (firmware IN ('bios', 'uefi')),"
 	" offline INTEGER NOT NULL DEFAULT 0,"
+	/* Version numbers are never reused, also after the newest is deleted. */
+	" next_number INTEGER NOT NULL DEFAULT 1,"
 	" created_at INTEGER NOT NULL,"
 	" updated_at INTEGER NOT NULL);"
 	"CREATE TABLE image_versions ("

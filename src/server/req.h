@@ -39,6 +39,7 @@ struct req {
 	const char *qk[REQ_MAX_QUERY], *qv[REQ_MAX_QUERY]; /* query arguments */
 	int nq;
 	json_t *body; /* the parsed JSON body of POST/PUT/PATCH, else NULL */
+	int64_t content_length; /* the declared body length; -1 when not declared (chunked) */
 	struct req_user user;
 	const char *peer; /* client address, for the audit log */
 	/* Response: set by req_reply()/req_error(). */

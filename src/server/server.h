@@ -32,6 +32,7 @@ struct srvconf {
 	uint64_t zstd_level;
 	uint64_t import_threads;   /* 0: one per CPU */
 	uint64_t imports_max;	   /* imports running at once */
+	char *import_roots;	   /* comma-separated directories path imports may read from */
 	/* [scheduler] */
 	uint64_t catchup_ms;	   /* how late a missed recurring run may still start */
 	uint64_t tick_ms;	   /* how often due times are checked */

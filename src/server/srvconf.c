@@ -45,6 +45,9 @@ static const struct conf_key srvconf_keys[] = {
 	K("library", "threads", CONF_UINT, import_threads, 0, 256,
 	  "compression threads per import; 0: one per CPU"),
 	K("library", "imports_max", CONF_UINT, imports_max, 1, 64, "imports running at once"),
+	K("library", "import_roots", CONF_STR, import_roots, 0, 0,
+	  "directories that path imports may read from, comma-separated absolute paths "
+	  "(symbolic links are resolved first, so none leads out)"),
 	K("scheduler", "catchup", CONF_DURATION_MS, catchup_ms, 0, 30ull * 86400000,
 	  "a recurring run missed while the server was down still starts when at most this late"),
 	K("scheduler", "tick", CONF_DURATION_MS, tick_ms, 100, 60000,
@@ -80,6 +83,7 @@ void srvconf_defaults(struct srvconf *c)
 	c->zstd_level = 3;
 	c->import_threads = 0;
 	c->imports_max = 2;
+	srvconf_set_str(&c->import_roots, "/");
 	c->catchup_ms = 3600 * 1000;
 	c->tick_ms = 1000;
 }
@@ -110,6 +114,19 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 	if ((*c->tls_cert == '\0') != (*c->tls_key == '\0')) {
 		snprintf(err, errsz, "[tls] cert and key must be set together");
 		return -EINVAL;
+	}
+	for (const char *p = c->import_roots; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t n = strcspn(p, ",");
+		while (n && p[n - 1] == ' ')
+			n--;
+		if (n && *p != '/') {
+			snprintf(err, errsz, "[library] import_roots: '%.*s' is not an absolute path",
+				 (int)(n > 200 ? 200 : n), p);
+			return -EINVAL;
+		}
+		p += strcspn(p, ",");
 	}
 	if (*c->data_dir == '\0') {
 		snprintf(err, errsz, "[server] data_dir must not be empty");

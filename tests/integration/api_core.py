@@ -208,6 +208,16 @@ def test_limits(srv):
     big = b'{"username": "' + b"a" * (2 << 20) + b'"}'
     r = srv.raw("POST", "/users", big)
     check_error(r, 413, "payload_too_large", "huge body")
+    # Chunked, so the size shows only as the body arrives: still a 413 with a body.
+    c = srv.conn()
+    c.request("POST", "/api/v1/users", body=iter([b'{"username": "', b"a" * (2 << 20), b'"}']),
+              headers={"Authorization": "Bearer " + srv.token,
+                       "Content-Type": "application/json"}, encode_chunked=True)
+    resp = c.getresponse()
+    body = resp.read()
+    c.close()
+    check(resp.status == 413 and b"payload_too_large" in body, "huge chunked body",
+          (resp.status, body[:200]))
     r = srv.raw("POST", "/users", b'{"username": ')
     check_error(r, 400, "bad_json", "truncated JSON")
     r = srv.raw("POST", "/users", b'[1, 2, 3]')

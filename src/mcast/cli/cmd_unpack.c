@@ -1,6 +1,8 @@
 /*
  * mlcast unpack: rebuild the raw image from a prepared store, verifying
  * every chunk and the whole image before the result gets its final name.
+ * The stored chunks come from the store's data file, or with --chunks from
+ * a content-addressed chunk store (cas.h), read through libmlcast's reader.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "cas.h"
 #include "cli.h"
 #include "fileio.h"
 #include "manifest.h"
@@ -30,11 +33,12 @@
 struct unpack {
 	const char *store;
 	const char *output;
+	const char *chunks; /* --chunks DIR, or NULL: the store's data file */
 	bool sparse;
 	volatile int *stop; /* set by SIGINT/SIGTERM */
 	char part[PATH_MAX];
 	struct manifest m;
-	int data_fd;
+	int data_fd; /* the data file, or the chunk store's directory with --chunks */
 	int out_fd;
 	bool made_part;
 	uint8_t *stored;
@@ -54,6 +58,10 @@ static void unpack_usage(FILE *f)
 	           "Zero chunks are left as holes, so OUTPUT is a sparse file.\n"
 	           "\n"
 	           "options:\n"
+	           "  --chunks DIR\n"
+	           "             read the chunks from the content-addressed chunk store DIR\n"
+	           "             (mlserver's DATA_DIR/chunks) instead of STORE_DIR/data;\n"
+	           "             STORE_DIR then needs only its manifest\n"
 	           "  --sparse   also leave every aligned 4 KiB block of zeros inside other\n"
 	           "             chunks as a hole (like cp --sparse=always)\n"
 	           "  --quiet    print nothing on success\n"
@@ -111,6 +119,46 @@ static int unpack_write_chunk(struct unpack *u, const uint8_t *p, uint32_t len, 
 	return 0;
 }
 
+/*
+ * Reads the stored bytes of chunk i into u->stored: from the data file at
+ * its offset, or from the chunk store by its hash and form. Returns 0 or a
+ * negative code with u->err set.
+ */
+static int unpack_read_stored(struct unpack *u, uint32_t i)
+{
+	const struct mf_chunk *c = &u->m.chunks[i];
+	size_t len = 0;
+	int ret;
+
+	if (!u->chunks) {
+		ret = fio_pread_full(u->data_fd, u->stored, c->stored_len, c->offset);
+		if (ret < 0)
+			unpack_fail(u, "%s/data: cannot read chunk %u: %s", u->store, i,
+			            ret == -EIO ? "short file or I/O error" : strerror(-ret));
+		return ret;
+	}
+	ret =
+	    mc_cas_read(u->data_fd, c->sha256, c->flags & MF_ZSTD, u->stored, c->stored_len, &len);
+	if (ret == 0 && len != c->stored_len)
+		ret = -EFBIG;
+	if (ret < 0) {
+		char path[MC_CAS_PATH_LEN];
+
+		mc_cas_path(c->sha256, c->flags & MF_ZSTD, path);
+		if (ret == -ENOENT)
+			unpack_fail(u, "chunk %u: %s/%s is missing from the chunk store", i,
+			            u->chunks, path);
+		else if (ret == -EFBIG)
+			unpack_fail(u, "chunk %u: %s/%s is not %u bytes long, the store is corrupt",
+			            i, u->chunks, path, c->stored_len);
+		else
+			unpack_fail(u, "chunk %u: cannot read %s/%s: %s", i, u->chunks, path,
+			            ret == -EIO ? "not a regular file, or an I/O error"
+			                        : strerror(-ret));
+	}
+	return ret;
+}
+
 /* Reads, decodes and checks chunk i into u->raw. Returns 0 or -errno / -EINVAL. */
 static int unpack_chunk(struct unpack *u, uint32_t i)
 {
@@ -122,12 +170,9 @@ static int unpack_chunk(struct unpack *u, uint32_t i)
 	if (c->flags & MF_ZERO) {
 		memset(u->raw, 0, len);
 	} else {
-		ret = fio_pread_full(u->data_fd, u->stored, c->stored_len, c->offset);
-		if (ret < 0) {
-			unpack_fail(u, "%s/data: cannot read chunk %u: %s", u->store, i,
-			            ret == -EIO ? "short file or I/O error" : strerror(-ret));
+		ret = unpack_read_stored(u, i);
+		if (ret < 0)
 			return ret;
-		}
 		if (c->flags & MF_ZSTD) {
 			size_t n =
 			    ZSTD_decompressDCtx(u->dctx, u->raw, len, u->stored, c->stored_len);
@@ -175,6 +220,15 @@ static int unpack_open(struct unpack *u)
 		            ret != -EINVAL ? strerror(-ret) : "");
 		return ret;
 	}
+	if (u->chunks) {
+		u->data_fd = open(u->chunks, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (u->data_fd < 0) {
+			ret = -errno;
+			unpack_fail(u, "cannot open chunk store %s: %s", u->chunks, strerror(-ret));
+			return ret;
+		}
+		goto output;
+	}
 	n = snprintf(path, sizeof(path), "%s/data", u->store);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		unpack_fail(u, "store path too long");
@@ -191,6 +245,7 @@ static int unpack_open(struct unpack *u)
 		            (unsigned long long)sb.st_size, (unsigned long long)u->m.data_size);
 		return -EINVAL;
 	}
+output:
 	n = snprintf(u->part, sizeof(u->part), "%s.part", u->output);
 	if (n < 0 || (size_t)n >= sizeof(u->part)) {
 		unpack_fail(u, "output path too long");
@@ -285,6 +340,7 @@ static int unpack_run(struct unpack *u)
 int cmd_unpack(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+	    {"chunks", required_argument, NULL, 'c'},
 	    {"sparse", no_argument, NULL, 's'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -300,6 +356,9 @@ int cmd_unpack(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:qh", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'c':
+			u.chunks = optarg;
+			break;
 		case 's':
 			u.sparse = true;
 			break;
@@ -310,6 +369,9 @@ int cmd_unpack(int argc, char **argv)
 			unpack_usage(stdout);
 			return 0;
 		default:
+			if (opt == ':')
+				return cli_usage_error(SUB, "option '%s' needs an argument",
+				                       argv[optind - 1]);
 			if (!strncmp(argv[optind - 1], "--", 2))
 				return cli_usage_error(SUB, "bad option '%s'", argv[optind - 1]);
 			return cli_usage_error(SUB, "unknown option '-%c'", optopt);
