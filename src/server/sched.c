@@ -40,6 +40,7 @@ struct sched_plan {
 	int64_t missed;    /* occurrences that came, that one included */
 	bool has_next;
 	int64_t next; /* the next due time, when has_next */
+	bool unknown; /* too many missed to find the latest; it is beyond catchup */
 };
 
 static void sched_fmt_time(int64_t t, char buf[TIMEFMT_LEN])
@@ -78,7 +79,7 @@ static bool sched_walk(const struct cron *c, int64_t first, int64_t now, int64_t
 }
 
 /*
- * Decides, by the rules of sched.h, what to do with deployment d found due
+ * Decides, by the rules of scheduler.h, what to do with deployment d found due
  * at now. Returns 0, or -EINVAL when its stored cron text does not parse
  * (then no run, and no next due time).
  */
@@ -109,19 +110,22 @@ static int sched_plan(const struct srv *srv, const struct sched_dep *d, int64_t 
 		 * schedule and a long downtime). Only the ones within the
 		 * catch-up window can still start: look there directly.
 		 */
-		int64_t window_s =
-		    (int64_t)(srv->conf.catchup_ms > (uint64_t)late_ms ? srv->conf.catchup_ms
-		                                                       : (uint64_t)late_ms) /
-		        1000 +
-		    1;
+		uint64_t window_ms = srv->conf.catchup_ms > (uint64_t)late_ms ? srv->conf.catchup_ms
+		                                                              : (uint64_t)late_ms;
+		int64_t window_s = (int64_t)(window_ms / 1000) + 1;
 		int64_t from = now - window_s, n;
 		time_t t;
 		if (from > d->due && cron_next(&c, (time_t)(from - 1), &t) == 0 &&
-		    (int64_t)t <= now)
+		    (int64_t)t <= now) {
 			sched_walk(&c, (int64_t)t, now, &p->due_at, &n, &p->has_next, &p->next);
-		else if (cron_next(&c, (time_t)now, &t) == 0) {
-			p->has_next = true;
-			p->next = (int64_t)t;
+		} else {
+			/* The latest is older than the window: skip, it is not worth finding. */
+			p->unknown = true;
+			if (cron_next(&c, (time_t)now, &t) == 0) {
+				p->has_next = true;
+				p->next = (int64_t)t;
+			}
+			return 0;
 		}
 	}
 	int64_t late = (now - p->due_at) * 1000;
@@ -196,7 +200,10 @@ static int sched_fire(struct srv *srv, int64_t id, int64_t now)
 		return rc;
 	log_escape(d.name, strlen(d.name), shown, sizeof(shown));
 	bool bad = sched_plan(srv, &d, now, &p) < 0;
-	sched_fmt_time(p.due_at, due_s);
+	if (p.unknown)
+		snprintf(due_s, sizeof(due_s), "unknown");
+	else
+		sched_fmt_time(p.due_at, due_s);
 	if (p.has_next)
 		sched_fmt_time(p.next, next_s);
 	if ((rc = store_begin(s)) < 0)
@@ -243,11 +250,15 @@ static int sched_fire(struct srv *srv, int64_t id, int64_t now)
 		                  "run %lld of '%s' due %s, cause %s%s; next due %s",
 		                  (long long)run_id, d.name, due_s, p.cause, missed, next_s);
 	} else if (rc >= 0 && !p.fire) {
+		char latest[64];
+		if (p.unknown)
+			snprintf(latest, sizeof(latest), "the latest more than");
+		else
+			snprintf(latest, sizeof(latest), "the latest due %s, more than", due_s);
 		rc = audit_system(s, "skipped", "deployment", id,
-		                  "'%s' missed %lld%s occurrence(s), the latest due %s, more than"
-		                  " [scheduler] catchup (%llu s) ago; next due %s",
-		                  d.name, (long long)p.missed,
-		                  p.missed >= SCHED_WALK_MAX ? " or more" : "", due_s,
+		                  "'%s' missed %lld%s occurrence(s), %s [scheduler] catchup"
+		                  " (%llu s) ago; next due %s",
+		                  d.name, (long long)p.missed, p.unknown ? " or more" : "", latest,
 		                  (unsigned long long)(srv->conf.catchup_ms / 1000), next_s);
 	}
 end:
@@ -263,9 +274,10 @@ end:
 		log_info("scheduler: deployment %lld '%s': run %lld due %s (%s)", (long long)id,
 		         shown, (long long)run_id, due_s, p.cause);
 	else if (!p.fire)
-		log_warn("scheduler: deployment %lld '%s': no run for %lld missed occurrence(s), "
-		         "the latest due %s; next due %s",
-		         (long long)id, shown, (long long)p.missed, due_s, next_s);
+		log_warn("scheduler: deployment %lld '%s': no run for %lld%s missed "
+		         "occurrence(s), the latest due %s; next due %s",
+		         (long long)id, shown, (long long)p.missed, p.unknown ? " or more" : "",
+		         due_s, next_s);
 	return run_id ? 1 : 0;
 }
 
