@@ -21,6 +21,10 @@ static const struct api_route *const api_tables[] = {
 	api_groups_routes,
 	api_criteria_routes,
 	api_images_routes,
+	api_entries_routes,
+	api_rights_routes,
+	api_deployments_routes,
+	api_runs_routes,
 };
 
 #define API_NTABLES (sizeof(api_tables) / sizeof(api_tables[0]))

@@ -9,9 +9,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
 
 struct req;
 struct srv;
+struct store;
 
 /*
  * A streamed request body (image uploads): begin() is called once the
@@ -50,6 +54,17 @@ extern const struct api_route api_machines_routes[];
 extern const struct api_route api_groups_routes[];
 extern const struct api_route api_criteria_routes[];
 extern const struct api_route api_images_routes[];
+extern const struct api_route api_entries_routes[];
+extern const struct api_route api_rights_routes[];
+extern const struct api_route api_deployments_routes[];
+extern const struct api_route api_runs_routes[];
+
+/*
+ * A run as the API shows it (docs/api.md, "Runs"), for the deployments
+ * module, which creates runs too. NULL when there is none (*found false) or
+ * on error.
+ */
+json_t *api_runs_get(struct store *s, int64_t id, bool *found);
 
 /*
  * Finds the route of method + path (path after /api/v1, without query) and

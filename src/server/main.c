@@ -1,7 +1,7 @@
 /*
  * mlserver: the Microlinux server daemon (docs/server.md). main() builds the
  * root context: settings, store, library, TLS material, HTTP front end and
- * scheduler; then waits for a signal.
+ * scheduler (scheduler.h); then waits for a signal.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +21,7 @@
 #include "http.h"
 #include "library.h"
 #include "log.h"
+#include "scheduler.h"
 #include "server.h"
 #include "store.h"
 #include "tls.h"
@@ -347,6 +348,10 @@ int main(int argc, char **argv)
 			log_warn("cannot write the port to %s", portfile);
 	}
 
+	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
+	if (sched_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
+
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = main_on_signal;
@@ -365,8 +370,12 @@ int main(int argc, char **argv)
 fail:
 	fprintf(stderr, "mlserver: %s\n", err[0] ? err : "start-up failed");
 out:
-	/* No request runs after http_stop(); then the imports stop and record it. */
+	/*
+	 * No request runs after http_stop(), so none kicks a stopped
+	 * scheduler; then the imports stop and record it.
+	 */
 	http_stop(srv.http);
+	sched_stop(&srv);
 	library_free(srv.lib);
 	store_close(srv.store);
 	tls_material_free(tls);

@@ -179,6 +179,7 @@ static const char *const migrations[] = {
 	" wait_s INTEGER NOT NULL DEFAULT 300,"
 	" enabled INTEGER NOT NULL DEFAULT 1,"
 	" created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+	" created_by_name TEXT NOT NULL DEFAULT '',"
 	" created_at INTEGER NOT NULL,"
 	" updated_at INTEGER NOT NULL);"
 	"CREATE INDEX deployments_due ON deployments(next_due);"
@@ -198,9 +199,14 @@ static const char *const migrations[] = {
 	" deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,"
 	" email TEXT NOT NULL,"
 	" PRIMARY KEY (deployment_id, email));"
+	/*
+	 * A run keeps its deployment's name, so that it still says what it was
+	 * once the deployment is deleted (deployment_id then becomes NULL).
+	 */
 	"CREATE TABLE runs ("
 	" id INTEGER PRIMARY KEY,"
 	" deployment_id INTEGER REFERENCES deployments(id) ON DELETE SET NULL,"
+	" deployment_name TEXT NOT NULL DEFAULT '',"
 	" version_id INTEGER NOT NULL REFERENCES image_versions(id) ON DELETE RESTRICT,"
 	" state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed',"
 	"  'cancelled')),"
@@ -211,6 +217,14 @@ static const char *const migrations[] = {
 	" finished_at INTEGER,"
 	" error TEXT);"
 	"CREATE INDEX runs_state ON runs(state);"
+	"CREATE INDEX runs_deployment ON runs(deployment_id);"
+	/*
+	 * The scheduler's guard against a second run for one due time: whatever
+	 * happens between its steps, (deployment, due time) is unique among
+	 * scheduled runs. Manual runs are not limited.
+	 */
+	"CREATE UNIQUE INDEX runs_due ON runs(deployment_id, due_at)"
+	" WHERE cause IN ('schedule', 'late');"
 	"CREATE TABLE settings ("
 	" key TEXT PRIMARY KEY,"
 	" value TEXT NOT NULL);",

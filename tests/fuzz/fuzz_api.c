@@ -53,6 +53,24 @@ static void fz_init(void)
 			 NULL) < 0 ||
 	    auth_token_new(fz_srv.store, id, "api", "fuzz", 0, fz_token, &tid) < 0)
 		abort();
+	/*
+	 * Rows that deployments, entries and rights refer to, so that their
+	 * handlers get past the existence checks: an image with a ready and an
+	 * importing version, a machine in a group, and a criterion.
+	 */
+	static const char *const rows[] = {
+		"INSERT INTO images (name, created_at, updated_at) VALUES ('img', 0, 0)",
+		"INSERT INTO image_versions (image_id, number, state, created_at)"
+		" VALUES (1, 1, 'ready', 0), (1, 2, 'importing', 0)",
+		"INSERT INTO machines (name, ip, room, created_at, updated_at)"
+		" VALUES ('pc-1', '10.0.0.1', 'B', 0, 0)",
+		"INSERT INTO mgroups (name, created_at, updated_at) VALUES ('g', 0, 0)",
+		"INSERT INTO group_members (group_id, machine_id) VALUES (1, 1)",
+		"INSERT INTO criteria (name, room, created_at, updated_at) VALUES ('b', 'B', 0, 0)",
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (store_exec(fz_srv.store, rows[i], NULL) < 0)
+			abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
