@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "ascii.h"
 #include "mlctl.h"
 #include "sha256.h"
 
@@ -73,17 +74,6 @@ out:
 	return ret;
 }
 
-static int pin_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int pin_fp_normalize(const char *in, char *out)
 {
 	uint8_t d[SHA256_LEN];
@@ -95,7 +85,7 @@ int pin_fp_normalize(const char *in, char *out)
 			p++;
 			continue;
 		}
-		int hi = pin_hexval(p[0]), lo = hi < 0 ? -1 : pin_hexval(p[1]);
+		int hi = ascii_hexval(p[0]), lo = hi < 0 ? -1 : ascii_hexval(p[1]);
 		if (hi < 0 || lo < 0 || n == SHA256_LEN)
 			return -EINVAL;
 		d[n++] = (uint8_t)(hi << 4 | lo);

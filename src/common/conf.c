@@ -27,6 +27,7 @@
 
 #include <ini.h>
 
+#include "ascii.h"
 #include "conf.h"
 #include "log.h"
 #include "parse.h"
@@ -52,12 +53,6 @@ struct loader {
 	char *err;
 	size_t errsz;
 };
-
-/* The bytes inih's isspace() (C locale) considers white space. */
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
 
 /*
  * Records the first error: "NAME:LINE: [section] key: reason", with the
@@ -109,7 +104,7 @@ static size_t find_chars_or_comment(const char *s, size_t i, size_t end, const c
 	bool was_space = false;
 
 	while (i < end && strchr(chars, s[i]) == NULL && !(was_space && s[i] == ';')) {
-		was_space = is_space(s[i]);
+		was_space = ascii_is_space(s[i]);
 		i++;
 	}
 	return i;
@@ -127,9 +122,9 @@ static void classify(struct loader *l, const char *s, size_t n)
 
 	if (l->line == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
 		start = 3;
-	while (end > start && is_space(s[end - 1]))
+	while (end > start && ascii_is_space(s[end - 1]))
 		end--;
-	while (start < end && is_space(s[start]))
+	while (start < end && ascii_is_space(s[start]))
 		start++;
 	if (start == end || s[start] == ';' || s[start] == '#')
 		return;

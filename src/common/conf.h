@@ -15,9 +15,9 @@ struct conf_key {
 	const char *section; /* "" for keys before any section */
 	const char *name;
 	enum conf_type type;
-	size_t offset;	     /* offsetof() of the field: char * (owned, strdup'ed), uint64_t, or int */
-	uint64_t min, max;   /* for numbers */
-	const char *help;    /* one line, for docs and --help */
+	size_t offset; /* offsetof() of the field: char * (owned, strdup'ed), uint64_t, or int */
+	uint64_t min, max; /* for numbers */
+	const char *help;  /* one line, for docs and --help */
 };
 
 /*
@@ -27,10 +27,10 @@ struct conf_key {
  * written to err (size errsz).
  */
 int conf_load(const char *path, const struct conf_key *keys, size_t nkeys, void *dst, char *err,
-	      size_t errsz);
+              size_t errsz);
 /* Same, from a string in memory (name is used in messages). No I/O: fuzzable. */
-int conf_load_string(const char *name, const char *text, const struct conf_key *keys,
-		     size_t nkeys, void *dst, char *err, size_t errsz);
+int conf_load_string(const char *name, const char *text, const struct conf_key *keys, size_t nkeys,
+                     void *dst, char *err, size_t errsz);
 /* Frees the strings conf_load() stored in dst. */
 void conf_free_strings(const struct conf_key *keys, size_t nkeys, void *dst);
 

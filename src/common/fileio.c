@@ -137,7 +137,7 @@ int fio_write_file_atomic(const char *path, const void *p, size_t n, unsigned mo
 		return -ENAMETOOLONG;
 	if (slash)
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) ? (int)(slash - path) : 1,
-			 path);
+		         path);
 	else
 		snprintf(dir, sizeof(dir), ".");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);

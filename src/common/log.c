@@ -183,3 +183,14 @@ char *log_escape(const void *in, size_t inlen, char *out, size_t outsz)
 	out[o] = '\0';
 	return out;
 }
+
+void log_seterr(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errsz == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+}

@@ -28,6 +28,14 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap);
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 
 /*
+ * Writes a formatted one-line reason into a caller's error buffer (the
+ * project's "char *err, size_t errsz" convention); does nothing when err is
+ * NULL or errsz is 0.
+ */
+void log_seterr(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
  * Copies untrusted bytes into out (size outsz, always NUL-terminated) with
  * every byte outside printable ASCII written as \xHH, so that peer data can
  * be logged safely. Returns out.

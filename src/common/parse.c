@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ascii.h"
 #include "parse.h"
 
 #define ERR_NAN "not a number"
@@ -36,20 +37,10 @@ struct decimal {
 	bool overflow;   /* ipart did not fit in 64 bits */
 };
 
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static char lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
 /* Case-insensitive comparison of two whole strings (ASCII only, no locale). */
 static bool eq_nocase(const char *a, const char *b)
 {
-	while (*a && *b && lower(*a) == lower(*b)) {
+	while (*a && *b && ascii_lower(*a) == ascii_lower(*b)) {
 		a++;
 		b++;
 	}
@@ -69,9 +60,9 @@ static const char *scan_decimal(const char *s, bool allow_frac, struct decimal *
 	d->fnum = 0;
 	d->fscale = 1;
 	d->overflow = false;
-	if (!is_digit(*p))
+	if (!ascii_is_digit(*p))
 		return NULL;
-	for (; is_digit(*p); p++) {
+	for (; ascii_is_digit(*p); p++) {
 		uint64_t digit = (uint64_t)(*p - '0');
 
 		if (d->ipart > (UINT64_MAX - digit) / 10)
@@ -82,9 +73,9 @@ static const char *scan_decimal(const char *s, bool allow_frac, struct decimal *
 	if (*p != '.' || !allow_frac)
 		return p;
 	p++;
-	if (!is_digit(*p))
+	if (!ascii_is_digit(*p))
 		return NULL;
-	for (unsigned n = 0; is_digit(*p); p++, n++) {
+	for (unsigned n = 0; ascii_is_digit(*p); p++, n++) {
 		if (n < MAX_FRAC_DIGITS) {
 			d->fnum = d->fnum * 10 + (uint64_t)(*p - '0');
 			d->fscale *= 10;

@@ -33,6 +33,6 @@ int parse_rate(const char *s, uint64_t min, uint64_t max, uint64_t *out, const c
  * max_ms]. Same error contract as parse_uint.
  */
 int parse_duration_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out,
-		      const char **err);
+                      const char **err);
 
 #endif

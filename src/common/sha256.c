@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "ascii.h"
 #include "sha256.h"
 
 struct sha256_ctx {
@@ -149,17 +150,6 @@ char *sha256_hex(const uint8_t d[SHA256_LEN], char *out)
 	return out;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sha256_from_hex(const char *s, uint8_t out[SHA256_LEN])
 {
 	uint8_t tmp[SHA256_LEN];
@@ -171,10 +161,10 @@ int sha256_from_hex(const char *s, uint8_t out[SHA256_LEN])
 		int hi, lo;
 
 		/* A short string stops here: s[2i] == '\0' is not a hex digit. */
-		hi = hexval(s[2 * i]);
+		hi = ascii_hexval(s[2 * i]);
 		if (hi < 0)
 			return -EINVAL;
-		lo = hexval(s[2 * i + 1]);
+		lo = ascii_hexval(s[2 * i + 1]);
 		if (lo < 0)
 			return -EINVAL;
 		tmp[i] = (uint8_t)(hi << 4 | lo);

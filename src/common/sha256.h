@@ -22,7 +22,7 @@ void sha256_final(struct sha256_ctx *c, uint8_t out[SHA256_LEN]);
 void sha256_buf(const void *p, size_t n, uint8_t out[SHA256_LEN]);
 /* HMAC-SHA-256 over the concatenation of two buffers (either may be empty). */
 void hmac_sha256(const void *key, size_t keylen, const void *a, size_t alen, const void *b,
-		 size_t blen, uint8_t out[SHA256_LEN]);
+                 size_t blen, uint8_t out[SHA256_LEN]);
 
 /* Lower-case hex; out must hold SHA256_HEX_LEN bytes. Returns out. */
 char *sha256_hex(const uint8_t d[SHA256_LEN], char *out);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "log.h"
 #include "fileio.h"
 #include "manifest.h"
 #include "mlcast.h"
@@ -92,20 +93,6 @@ struct pp_reader {
 	uint64_t data_start; /* next data extent at or after the last position */
 	uint64_t data_end;
 };
-
-static void pp_err(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void pp_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 /* Returns an idle compression context or a new one; NULL when out of memory. */
 static ZSTD_CCtx *pp_cctx_get(struct pp_ctx *ctx)
@@ -386,10 +373,10 @@ static int pp_qcow2_to_raw(const char *image, const char *store, char *err, size
 	int n, m;
 
 	if (pp_find_tool("qemu-img", tool, sizeof(tool)) < 0) {
-		pp_err(err, errsz,
-		       "%s is qcow2, but qemu-img was not found in PATH (Debian package "
-		       "qemu-utils)",
-		       image);
+		log_seterr(err, errsz,
+		           "%s is qcow2, but qemu-img was not found in PATH (Debian package "
+		           "qemu-utils)",
+		           image);
 		ret = -ENOENT;
 		goto out;
 	}
@@ -397,14 +384,14 @@ static int pp_qcow2_to_raw(const char *image, const char *store, char *err, size
 	n = snprintf(src, sizeof(src), "%s", image);
 	m = snprintf(tmp, sizeof(tmp), "%s/.qcow2-raw.XXXXXX", store);
 	if (n < 0 || (size_t)n >= sizeof(src) || m < 0 || (size_t)m >= sizeof(tmp)) {
-		pp_err(err, errsz, "image or store path too long");
+		log_seterr(err, errsz, "image or store path too long");
 		ret = -ENAMETOOLONG;
 		goto out;
 	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		pp_err(err, errsz, "cannot create temp file in %s: %s", store, strerror(-ret));
+		log_seterr(err, errsz, "cannot create temp file in %s: %s", store, strerror(-ret));
 		goto out;
 	}
 	made = true;
@@ -412,22 +399,22 @@ static int pp_qcow2_to_raw(const char *image, const char *store, char *err, size
 	fd = -1;
 	ret = pp_spawn(argv, msg, sizeof(msg), &status);
 	if (ret < 0 && ret != -EIO) {
-		pp_err(err, errsz, "cannot run %s: %s", tool, strerror(-ret));
+		log_seterr(err, errsz, "cannot run %s: %s", tool, strerror(-ret));
 		goto out;
 	}
 	if (ret < 0) {
 		if (WIFEXITED(status))
-			pp_err(err, errsz, "qemu-img convert of %s failed (exit %d): %s", image,
-			       WEXITSTATUS(status), msg[0] ? msg : "no message");
+			log_seterr(err, errsz, "qemu-img convert of %s failed (exit %d): %s", image,
+			           WEXITSTATUS(status), msg[0] ? msg : "no message");
 		else
-			pp_err(err, errsz, "qemu-img convert of %s killed by signal %d", image,
-			       WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+			log_seterr(err, errsz, "qemu-img convert of %s killed by signal %d", image,
+			           WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 		goto out;
 	}
 	fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		pp_err(err, errsz, "cannot open converted image %s: %s", tmp, strerror(-ret));
+		log_seterr(err, errsz, "cannot open converted image %s: %s", tmp, strerror(-ret));
 		goto out;
 	}
 	ret = fd;
@@ -497,27 +484,28 @@ static int pp_open_image(struct pp_state *r, struct stat *sb, uint64_t *size, ch
 	if (r->img_fd < 0) {
 		ret = -errno;
 		if (ret == -ENOENT)
-			pp_err(err, errsz, "image %s: no such file", r->image);
+			log_seterr(err, errsz, "image %s: no such file", r->image);
 		else
-			pp_err(err, errsz, "cannot open image %s: %s", r->image, strerror(-ret));
+			log_seterr(err, errsz, "cannot open image %s: %s", r->image,
+			           strerror(-ret));
 		return ret;
 	}
 	if (fstat(r->img_fd, sb) < 0) {
 		ret = -errno;
-		pp_err(err, errsz, "cannot stat image %s: %s", r->image, strerror(-ret));
+		log_seterr(err, errsz, "cannot stat image %s: %s", r->image, strerror(-ret));
 		return ret;
 	}
 	if (!S_ISREG(sb->st_mode) && !S_ISBLK(sb->st_mode)) {
-		pp_err(err, errsz, "image %s is not a regular file or block device", r->image);
+		log_seterr(err, errsz, "image %s is not a regular file or block device", r->image);
 		return -EINVAL;
 	}
 	ret = pp_image_size(r->img_fd, sb, size);
 	if (ret < 0) {
-		pp_err(err, errsz, "cannot get size of %s: %s", r->image, strerror(-ret));
+		log_seterr(err, errsz, "cannot get size of %s: %s", r->image, strerror(-ret));
 		return ret;
 	}
 	if (*size == 0) {
-		pp_err(err, errsz, "image %s is empty", r->image);
+		log_seterr(err, errsz, "image %s is empty", r->image);
 		return -EINVAL;
 	}
 	return 0;
@@ -537,39 +525,40 @@ static int pp_open_store(struct pp_state *r, const struct stat *img_sb, char *er
 		r->made_dir = true;
 	} else if (errno != EEXIST) {
 		ret = -errno;
-		pp_err(err, errsz, "cannot create store %s: %s", r->store, strerror(-ret));
+		log_seterr(err, errsz, "cannot create store %s: %s", r->store, strerror(-ret));
 		return ret;
 	}
 	r->dir_fd = open(r->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->dir_fd < 0) {
 		ret = -errno;
-		pp_err(err, errsz, "cannot open store %s: %s", r->store, strerror(-ret));
+		log_seterr(err, errsz, "cannot open store %s: %s", r->store, strerror(-ret));
 		return ret;
 	}
 	if (flock(r->dir_fd, LOCK_EX | LOCK_NB) < 0) {
 		ret = -errno;
 		if (ret == -EWOULDBLOCK)
-			pp_err(err, errsz, "store %s is in use by another prepare", r->store);
+			log_seterr(err, errsz, "store %s is in use by another prepare", r->store);
 		else
-			pp_err(err, errsz, "cannot lock store %s: %s", r->store, strerror(-ret));
+			log_seterr(err, errsz, "cannot lock store %s: %s", r->store,
+			           strerror(-ret));
 		return ret;
 	}
 	if (fstatat(r->dir_fd, "manifest", &sb, AT_SYMLINK_NOFOLLOW) == 0) {
-		pp_err(err, errsz,
-		       "store %s already holds a manifest (a prepared version); use an empty "
-		       "directory",
-		       r->store);
+		log_seterr(err, errsz,
+		           "store %s already holds a manifest (a prepared version); use an empty "
+		           "directory",
+		           r->store);
 		return -EEXIST;
 	}
 	if (errno != ENOENT) {
 		ret = -errno;
-		pp_err(err, errsz, "cannot check %s/manifest: %s", r->store, strerror(-ret));
+		log_seterr(err, errsz, "cannot check %s/manifest: %s", r->store, strerror(-ret));
 		return ret;
 	}
 	/* A data file left without a manifest is an unfinished run; replace it. */
 	if (fstatat(r->dir_fd, "data", &sb, 0) == 0 && sb.st_dev == img_sb->st_dev &&
 	    sb.st_ino == img_sb->st_ino) {
-		pp_err(err, errsz, "image %s is the store's own data file", r->image);
+		log_seterr(err, errsz, "image %s is the store's own data file", r->image);
 		return -EINVAL;
 	}
 	if (r->sink) {
@@ -580,8 +569,8 @@ static int pp_open_store(struct pp_state *r, const struct stat *img_sb, char *er
 		 */
 		if (unlinkat(r->dir_fd, "data", 0) < 0 && errno != ENOENT) {
 			ret = -errno;
-			pp_err(err, errsz, "cannot remove stale %s/data: %s", r->store,
-			       strerror(-ret));
+			log_seterr(err, errsz, "cannot remove stale %s/data: %s", r->store,
+			           strerror(-ret));
 			return ret;
 		}
 		return 0;
@@ -590,7 +579,7 @@ static int pp_open_store(struct pp_state *r, const struct stat *img_sb, char *er
 	    openat(r->dir_fd, "data", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (r->data_fd < 0) {
 		ret = -errno;
-		pp_err(err, errsz, "cannot create %s/data: %s", r->store, strerror(-ret));
+		log_seterr(err, errsz, "cannot create %s/data: %s", r->store, strerror(-ret));
 		return ret;
 	}
 	r->made_data = true;
@@ -689,17 +678,18 @@ static int pp_sink_retire(const struct mc_prepare_opts *o, struct pp_slot *s, ui
 			}
 			if (ret != -EEXIST) {
 				if (ret == -ENOSPC || ret == -EDQUOT)
-					pp_err(err, errsz,
-					       "chunk %u: disk full writing the chunk store", i);
+					log_seterr(err, errsz,
+					           "chunk %u: disk full writing the chunk store",
+					           i);
 				else
-					pp_err(err, errsz, "chunk %u: chunk store put: %s", i,
-					       strerror(-ret));
+					log_seterr(err, errsz, "chunk %u: chunk store put: %s", i,
+					           strerror(-ret));
 				return ret;
 			}
 			/* Another import put another form of it meanwhile: take that. */
 			ret = o->lookup(o->sink_ctx, s->sha256, &flags, &len);
 			if (ret == 0) {
-				pp_err(
+				log_seterr(
 				    err, errsz,
 				    "chunk %u: chunk store refused the chunk but does not hold it",
 				    i);
@@ -707,7 +697,8 @@ static int pp_sink_retire(const struct mc_prepare_opts *o, struct pp_slot *s, ui
 			}
 		}
 		if (ret < 0) {
-			pp_err(err, errsz, "chunk %u: chunk store lookup: %s", i, strerror(-ret));
+			log_seterr(err, errsz, "chunk %u: chunk store lookup: %s", i,
+			           strerror(-ret));
 			return ret;
 		}
 		s->flags = flags;
@@ -715,8 +706,9 @@ static int pp_sink_retire(const struct mc_prepare_opts *o, struct pp_slot *s, ui
 		s->found = true;
 	}
 	if (!pp_sink_form_ok(s->flags, s->stored_len, s->len, s->ctx->chunk_size)) {
-		pp_err(err, errsz, "chunk %u: chunk store reports a bad form (flags %u, %u bytes)",
-		       i, s->flags, s->stored_len);
+		log_seterr(err, errsz,
+		           "chunk %u: chunk store reports a bad form (flags %u, %u bytes)", i,
+		           s->flags, s->stored_len);
 		return -EIO;
 	}
 	st->reused_chunks++;
@@ -741,9 +733,10 @@ static int pp_retire(struct pp_state *r, struct pp_ctx *ctx, uint32_t i,
 	pthread_mutex_unlock(&ctx->mu);
 	if (s->err < 0) {
 		if (s->err_what)
-			pp_err(err, errsz, "chunk %u: %s: %s", i, s->err_what, strerror(-s->err));
+			log_seterr(err, errsz, "chunk %u: %s: %s", i, s->err_what,
+			           strerror(-s->err));
 		else
-			pp_err(err, errsz, "chunk %u: %s", i, strerror(-s->err));
+			log_seterr(err, errsz, "chunk %u: %s", i, strerror(-s->err));
 		return s->err;
 	}
 	/* A found chunk's flags are the sink's, so they cannot tell a zero chunk here. */
@@ -770,9 +763,10 @@ static int pp_retire(struct pp_state *r, struct pp_ctx *ctx, uint32_t i,
 	ret = fio_write_all(r->data_fd, s->flags & MF_ZSTD ? s->out : s->raw, s->stored_len);
 	if (ret < 0) {
 		if (ret == -ENOSPC || ret == -EDQUOT)
-			pp_err(err, errsz, "disk full writing %s/data", r->store);
+			log_seterr(err, errsz, "disk full writing %s/data", r->store);
 		else
-			pp_err(err, errsz, "cannot write %s/data: %s", r->store, strerror(-ret));
+			log_seterr(err, errsz, "cannot write %s/data: %s", r->store,
+			           strerror(-ret));
 		return ret;
 	}
 	r->m.data_size += s->stored_len;
@@ -793,7 +787,7 @@ static int pp_pipeline(struct pp_state *r, struct pp_ctx *ctx, unsigned threads,
 	r->pool = pool_new(threads);
 	r->img_sha = sha256_new();
 	if (!r->pool || !r->img_sha) {
-		pp_err(err, errsz, "out of memory starting workers");
+		log_seterr(err, errsz, "out of memory starting workers");
 		return -ENOMEM;
 	}
 	(void)posix_fadvise(r->rd.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -804,7 +798,7 @@ static int pp_pipeline(struct pp_state *r, struct pp_ctx *ctx, unsigned threads,
 		bool hole;
 
 		if (o && o->stop && *o->stop) {
-			pp_err(err, errsz, "interrupted");
+			log_seterr(err, errsz, "interrupted");
 			ret = -EINTR;
 			goto out;
 		}
@@ -833,13 +827,13 @@ static int pp_pipeline(struct pp_state *r, struct pp_ctx *ctx, unsigned threads,
 		ret = pp_read_chunk(&r->rd, (uint64_t)i * ctx->chunk_size, s->len, s->raw, &hole);
 		if (ret < 0) {
 			if (ret == -EIO)
-				pp_err(err, errsz,
-				       "cannot read %s at chunk %u: short read (image "
-				       "changed?) or I/O error",
-				       r->image, i);
+				log_seterr(err, errsz,
+				           "cannot read %s at chunk %u: short read (image "
+				           "changed?) or I/O error",
+				           r->image, i);
 			else
-				pp_err(err, errsz, "cannot read %s at chunk %u: %s", r->image, i,
-				       strerror(-ret));
+				log_seterr(err, errsz, "cannot read %s at chunk %u: %s", r->image,
+				           i, strerror(-ret));
 			goto out;
 		}
 		/* The whole-image hash must see the bytes in order, so it is done here. */
@@ -891,17 +885,18 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 		err[0] = 0;
 	if (chunk_size < MF_MIN_CHUNK || chunk_size > MF_MAX_CHUNK ||
 	    (chunk_size & (chunk_size - 1))) {
-		pp_err(err, errsz,
-		       "bad chunk size %u: must be a power of two from 64 KiB to 16 MiB",
-		       chunk_size);
+		log_seterr(err, errsz,
+		           "bad chunk size %u: must be a power of two from 64 KiB to 16 MiB",
+		           chunk_size);
 		goto out;
 	}
 	if (level < 1 || level > ZSTD_maxCLevel()) {
-		pp_err(err, errsz, "bad zstd level %d: must be 1 to %d", level, ZSTD_maxCLevel());
+		log_seterr(err, errsz, "bad zstd level %d: must be 1 to %d", level,
+		           ZSTD_maxCLevel());
 		goto out;
 	}
 	if (o && !o->lookup != !o->put) {
-		pp_err(err, errsz, "a chunk sink needs both lookup and put");
+		log_seterr(err, errsz, "a chunk sink needs both lookup and put");
 		goto out;
 	}
 	r.sink = o && o->put;
@@ -923,7 +918,7 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 	if (ret == -EIO)
 		memset(magic, 0, sizeof(magic)); /* shorter than a magic: raw */
 	else if (ret < 0) {
-		pp_err(err, errsz, "cannot read image %s: %s", image, strerror(-ret));
+		log_seterr(err, errsz, "cannot read image %s: %s", image, strerror(-ret));
 		goto out;
 	}
 	ret = pp_open_store(&r, &sb, err, errsz);
@@ -940,12 +935,13 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 		r.img_fd = fd;
 		if (fstat(fd, &sb) < 0) {
 			ret = -errno;
-			pp_err(err, errsz, "cannot stat converted image: %s", strerror(-ret));
+			log_seterr(err, errsz, "cannot stat converted image: %s", strerror(-ret));
 			goto out;
 		}
 		size = (uint64_t)sb.st_size;
 		if (size == 0) {
-			pp_err(err, errsz, "image %s is empty (qcow2 of virtual size 0)", image);
+			log_seterr(err, errsz, "image %s is empty (qcow2 of virtual size 0)",
+			           image);
 			ret = -EINVAL;
 			goto out;
 		}
@@ -953,8 +949,9 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 
 	nchunks = size / chunk_size + (size % chunk_size != 0);
 	if (nchunks > MF_MAX_CHUNKS) {
-		pp_err(err, errsz, "image %s too large for chunk size %u (%llu chunks, at most %u)",
-		       image, chunk_size, (unsigned long long)nchunks, MF_MAX_CHUNKS);
+		log_seterr(err, errsz,
+		           "image %s too large for chunk size %u (%llu chunks, at most %u)", image,
+		           chunk_size, (unsigned long long)nchunks, MF_MAX_CHUNKS);
 		ret = -EFBIG;
 		goto out;
 	}
@@ -966,7 +963,7 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 	ctx_ready = true;
 	ret = pp_ctx_init(&ctx, chunk_size, level, threads, size);
 	if (ret < 0 || !r.m.chunks) {
-		pp_err(err, errsz, "out of memory");
+		log_seterr(err, errsz, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -991,14 +988,15 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 	}
 	if (ret < 0) {
 		if (ret == -ENOSPC || ret == -EDQUOT)
-			pp_err(err, errsz, "disk full writing %s/data", store_dir);
+			log_seterr(err, errsz, "disk full writing %s/data", store_dir);
 		else
-			pp_err(err, errsz, "cannot write %s/data: %s", store_dir, strerror(-ret));
+			log_seterr(err, errsz, "cannot write %s/data: %s", store_dir,
+			           strerror(-ret));
 		goto out;
 	}
 	ret = snprintf(path, sizeof(path), "%s/manifest", store_dir);
 	if (ret < 0 || (size_t)ret >= sizeof(path)) {
-		pp_err(err, errsz, "store path too long");
+		log_seterr(err, errsz, "store path too long");
 		ret = -ENAMETOOLONG;
 		goto out;
 	}
@@ -1006,9 +1004,9 @@ int mc_prepare(const char *image, const char *store_dir, const struct mc_prepare
 	ret = mf_save(path, &r.m);
 	if (ret < 0) {
 		if (ret == -ENOSPC || ret == -EDQUOT)
-			pp_err(err, errsz, "disk full writing %s", path);
+			log_seterr(err, errsz, "disk full writing %s", path);
 		else
-			pp_err(err, errsz, "cannot write %s: %s", path, strerror(-ret));
+			log_seterr(err, errsz, "cannot write %s: %s", path, strerror(-ret));
 		goto out;
 	}
 	stats.stored_bytes = r.m.data_size;

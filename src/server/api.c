@@ -13,18 +13,9 @@
 
 /* Every module's routes. A new API module adds its table here. */
 static const struct api_route *const api_tables[] = {
-	api_auth_routes,
-	api_users_routes,
-	api_tokens_routes,
-	api_audit_routes,
-	api_machines_routes,
-	api_groups_routes,
-	api_criteria_routes,
-	api_images_routes,
-	api_entries_routes,
-	api_rights_routes,
-	api_deployments_routes,
-	api_runs_routes,
+    api_auth_routes,     api_users_routes,  api_tokens_routes,      api_audit_routes,
+    api_machines_routes, api_groups_routes, api_criteria_routes,    api_images_routes,
+    api_entries_routes,  api_rights_routes, api_deployments_routes, api_runs_routes,
 };
 
 #define API_NTABLES (sizeof(api_tables) / sizeof(api_tables[0]))
@@ -105,8 +96,8 @@ const struct api_route *api_route(struct req *r, const char *method, const char 
 			}
 			if (!strstr(allow, rt->method)) {
 				size_t used = strlen(allow);
-				snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
-					 rt->method);
+				snprintf(allow + used, sizeof(allow) - used, "%s%s",
+				         used ? ", " : "", rt->method);
 			}
 		}
 	}
@@ -114,7 +105,7 @@ const struct api_route *api_route(struct req *r, const char *method, const char 
 		snprintf(allow_out, sizeof(allow_out), "%s", allow);
 		r->allow = allow_out;
 		req_error(r, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
-			  method, allow);
+		          method, allow);
 		return NULL;
 	}
 	req_error(r, 404, "not_found", NULL, "no such API path");
@@ -130,17 +121,17 @@ int api_authorize(struct req *r, const struct api_route *rt, const char *token)
 			return req_error(r, 503, "unavailable", NULL, "the store is not available");
 		if (rc < 0)
 			return req_error(r, 401, "unauthorized", NULL,
-					 "the token is not valid (unknown, expired or revoked); "
-					 "log in again");
+			                 "the token is not valid (unknown, expired or revoked); "
+			                 "log in again");
 	}
 	if (rt->role == ROLE_NONE)
 		return 0;
 	if (!r->user.id)
 		return req_error(r, 401, "unauthorized", NULL,
-				 "authentication required: send 'Authorization: Bearer TOKEN'");
+		                 "authentication required: send 'Authorization: Bearer TOKEN'");
 	if (r->user.role < rt->role)
 		return req_error(r, 403, "forbidden", NULL, "this needs the %s role; you are %s",
-				 role_str(rt->role), role_str(r->user.role));
+		                 role_str(rt->role), role_str(r->user.role));
 	return 0;
 }
 
@@ -153,8 +144,9 @@ int api_parse_body(struct req *r, const char *body, size_t len)
 	}
 	r->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
 	if (!r->body)
-		return req_error(r, 400, "bad_json", NULL, "malformed JSON at line %d column %d: %s",
-				 e.line, e.column, e.text);
+		return req_error(r, 400, "bad_json", NULL,
+		                 "malformed JSON at line %d column %d: %s", e.line, e.column,
+		                 e.text);
 	if (!json_is_object(r->body))
 		return req_bad(r, NULL, "the request body must be a JSON object");
 	return 0;
@@ -171,7 +163,7 @@ void api_call(struct req *r, const struct api_route *rt)
 }
 
 void api_handle(struct req *r, const char *method, const char *path, const char *token,
-		const char *body, size_t len)
+                const char *body, size_t len)
 {
 	r->method = method;
 	r->path = path;

@@ -87,7 +87,7 @@ void api_call(struct req *r, const struct api_route *rt);
  * harness and tests; http.c does the same in steps.
  */
 void api_handle(struct req *r, const char *method, const char *path, const char *token,
-		const char *body, size_t len);
+                const char *body, size_t len);
 
 /* Parses a JSON request body into r->body; -1 with a 400 response on error. */
 int api_parse_body(struct req *r, const char *body, size_t len);

@@ -24,24 +24,24 @@ static int audit_list(struct req *r)
 	 * not given is NULL and matches everything.
 	 */
 	static const char where[] = " WHERE (? IS NULL OR username = ?)"
-				    " AND (? IS NULL OR action = ?)"
-				    " AND (? IS NULL OR object_type = ?)"
-				    " AND (? = 0 OR object_id = ?)";
+	                            " AND (? IS NULL OR action = ?)"
+	                            " AND (? IS NULL OR object_type = ?)"
+	                            " AND (? = 0 OR object_id = ?)";
 	char sql[512];
 	struct store *s = r->srv->store;
 	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM audit%s", where);
 	store_int(s, &total, sql, "ttttttii", user, user, action, action, otype, otype,
-		  (int64_t)oid, (int64_t)oid);
+	          (int64_t)oid, (int64_t)oid);
 	snprintf(sql, sizeof(sql),
-		 "SELECT id, at AS \"at:t\", user_id, username, action, object_type, object_id,"
-		 " detail FROM audit%s ORDER BY id DESC LIMIT ? OFFSET ?",
-		 where);
+	         "SELECT id, at AS \"at:t\", user_id, username, action, object_type, object_id,"
+	         " detail FROM audit%s ORDER BY id DESC LIMIT ? OFFSET ?",
+	         where);
 	json_t *items = store_rows_json(s, sql, "ttttttiiii", user, user, action, action, otype,
-					otype, (int64_t)oid, (int64_t)oid, limit, offset);
+	                                otype, (int64_t)oid, (int64_t)oid, limit, offset);
 	return req_reply_page(r, items, total, limit, offset);
 }
 
 const struct api_route api_audit_routes[] = {
-	{"GET", "/audit", ROLE_ADMIN, audit_list, NULL},
-	{NULL, NULL, 0, NULL, NULL},
+    {"GET", "/audit", ROLE_ADMIN, audit_list, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };

@@ -16,7 +16,7 @@
 static json_t *api_user_json(const struct req_user *u)
 {
 	return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)u->id, "username", u->name, "role",
-			 role_str(u->role));
+	                 role_str(u->role));
 }
 
 static int login(struct req *r)
@@ -34,7 +34,7 @@ static int login(struct req *r)
 		r->user.id = 0;
 		store_begin(r->srv->store);
 		audit_add(r, "login_failed", "user", 0, "user '%.64s' from %s", user,
-			  r->peer ? r->peer : "?");
+		          r->peer ? r->peer : "?");
 		store_commit(r->srv->store);
 		return req_error(r, 401, "unauthorized", NULL, "wrong user name or password");
 	}
@@ -53,21 +53,21 @@ static int login(struct req *r)
 		return req_internal(r);
 	json_t *expires = NULL;
 	bool found;
-	json_t *row = store_row1_json(r->srv->store, &found,
-				      "SELECT expires_at AS \"expires_at:t\" FROM tokens WHERE id = ?",
-				      "i", tid);
+	json_t *row = store_row1_json(
+	    r->srv->store, &found, "SELECT expires_at AS \"expires_at:t\" FROM tokens WHERE id = ?",
+	    "i", tid);
 	if (row)
 		expires = json_incref(json_object_get(row, "expires_at"));
 	json_decref(row);
 	return req_reply(r, 200,
-			 json_pack("{s:s, s:o, s:o}", "token", tok, "expires_at",
-				   expires ? expires : json_null(), "user", api_user_json(&u)));
+	                 json_pack("{s:s, s:o, s:o}", "token", tok, "expires_at",
+	                           expires ? expires : json_null(), "user", api_user_json(&u)));
 }
 
 static int logout(struct req *r)
 {
 	store_exec(r->srv->store, "DELETE FROM tokens WHERE id = ? AND kind = 'session'", "i",
-		   r->user.token_id);
+	           r->user.token_id);
 	return req_no_content(r);
 }
 
@@ -82,14 +82,14 @@ static int health(struct req *r)
 	if (v < 0)
 		return req_error(r, 503, "unavailable", NULL, "the store does not answer");
 	return req_reply(r, 200,
-			 json_pack("{s:s, s:s, s:i, s:s}", "status", "ok", "version", "0.1.0",
-				   "schema", v, "tls_fingerprint", r->srv->fingerprint));
+	                 json_pack("{s:s, s:s, s:i, s:s}", "status", "ok", "version", "0.1.0",
+	                           "schema", v, "tls_fingerprint", r->srv->fingerprint));
 }
 
 const struct api_route api_auth_routes[] = {
-	{"POST", "/login", ROLE_NONE, login, NULL},
-	{"POST", "/logout", ROLE_VIEWER, logout, NULL},
-	{"GET", "/me", ROLE_VIEWER, me, NULL},
-	{"GET", "/health", ROLE_NONE, health, NULL},
-	{NULL, NULL, 0, NULL, NULL},
+    {"POST", "/login", ROLE_NONE, login, NULL},
+    {"POST", "/logout", ROLE_VIEWER, logout, NULL},
+    {"GET", "/me", ROLE_VIEWER, me, NULL},
+    {"GET", "/health", ROLE_NONE, health, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };

@@ -16,9 +16,9 @@
 #include "server.h"
 #include "store.h"
 
-#define TOKEN_COLS                                                                             \
-	"SELECT t.id, t.user_id, u.username, t.kind, t.name, t.created_at AS \"created_at:t\","   \
-	" t.expires_at AS \"expires_at:t\", t.last_used_at AS \"last_used_at:t\""                \
+#define TOKEN_COLS                                                                                 \
+	"SELECT t.id, t.user_id, u.username, t.kind, t.name, t.created_at AS \"created_at:t\","    \
+	" t.expires_at AS \"expires_at:t\", t.last_used_at AS \"last_used_at:t\""                  \
 	" FROM tokens t JOIN users u ON u.id = t.user_id"
 
 static int tokens_list(struct req *r)
@@ -34,13 +34,14 @@ static int tokens_list(struct req *r)
 	json_t *items;
 	if (every) {
 		store_int(s, &total, "SELECT COUNT(*) FROM tokens", NULL);
-		items = store_rows_json(s, TOKEN_COLS " ORDER BY t.id LIMIT ? OFFSET ?", "ii", limit,
-					offset);
+		items = store_rows_json(s, TOKEN_COLS " ORDER BY t.id LIMIT ? OFFSET ?", "ii",
+		                        limit, offset);
 	} else {
 		store_int(s, &total, "SELECT COUNT(*) FROM tokens WHERE user_id = ?", "i", uid);
-		items = store_rows_json(s, TOKEN_COLS " WHERE t.user_id = ? ORDER BY t.id"
-						      " LIMIT ? OFFSET ?",
-					"iii", uid, limit, offset);
+		items = store_rows_json(s,
+		                        TOKEN_COLS " WHERE t.user_id = ? ORDER BY t.id"
+		                                   " LIMIT ? OFFSET ?",
+		                        "iii", uid, limit, offset);
 	}
 	return req_reply_page(r, items, total, limit, offset);
 }
@@ -102,8 +103,8 @@ static int tokens_delete(struct req *r)
 }
 
 const struct api_route api_tokens_routes[] = {
-	{"GET", "/tokens", ROLE_VIEWER, tokens_list, NULL},
-	{"POST", "/tokens", ROLE_VIEWER, tokens_create, NULL},
-	{"DELETE", "/tokens/:id", ROLE_VIEWER, tokens_delete, NULL},
-	{NULL, NULL, 0, NULL, NULL},
+    {"GET", "/tokens", ROLE_VIEWER, tokens_list, NULL},
+    {"POST", "/tokens", ROLE_VIEWER, tokens_create, NULL},
+    {"DELETE", "/tokens/:id", ROLE_VIEWER, tokens_delete, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };

@@ -16,8 +16,8 @@
 
 static const char *const role_vals[] = {"admin", "operator", "viewer", NULL};
 
-#define USER_COLS                                                                              \
-	"SELECT id, username, display_name, role, source, disabled AS \"disabled:b\","          \
+#define USER_COLS                                                                                  \
+	"SELECT id, username, display_name, role, source, disabled AS \"disabled:b\","             \
 	" created_at AS \"created_at:t\", updated_at AS \"updated_at:t\" FROM users"
 
 /* User names: 1..64 of [a-z0-9._-], starting with a letter or digit. */
@@ -25,11 +25,11 @@ static int user_name_check(struct req *r, const char *s)
 {
 	for (const char *p = s; *p; p++) {
 		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-			  (p != s && (*p == '.' || *p == '_' || *p == '-'));
+		          (p != s && (*p == '.' || *p == '_' || *p == '-'));
 		if (!ok)
 			return req_bad(r, "username",
-				       "username may hold only a-z, 0-9, '.', '_' and '-', and "
-				       "must start with a letter or digit");
+			               "username may hold only a-z, 0-9, '.', '_' and '-', and "
+			               "must start with a letter or digit");
 	}
 	return 0;
 }
@@ -38,7 +38,7 @@ static int user_password_check(struct req *r, const char *pw)
 {
 	if (strlen(pw) < AUTH_PASSWORD_MIN)
 		return req_bad(r, "password", "password must be at least %d characters",
-			       AUTH_PASSWORD_MIN);
+		               AUTH_PASSWORD_MIN);
 	return 0;
 }
 
@@ -54,7 +54,7 @@ static int users_list(struct req *r)
 		return -1;
 	store_int(r->srv->store, &total, "SELECT COUNT(*) FROM users", NULL);
 	json_t *items = store_rows_json(r->srv->store, USER_COLS " ORDER BY id LIMIT ? OFFSET ?",
-					"ii", limit, offset);
+	                                "ii", limit, offset);
 	return req_reply_page(r, items, total, limit, offset);
 }
 
@@ -69,15 +69,14 @@ static int users_get(struct req *r)
 
 static int users_create(struct req *r)
 {
-	static const char *const keys[] = {"username", "display_name", "role", "password",
-					   "disabled", NULL};
+	static const char *const keys[] = {"username", "display_name", "role",
+	                                   "password", "disabled",     NULL};
 	const char *name, *display = "", *role, *pw;
 	bool disabled = false;
 	char hash[AUTH_HASH_MAX];
 	int64_t id;
 	if (jv_object(r, keys) < 0 || jv_str(r, "username", JV_REQ, 1, 64, &name) < 0 ||
-	    user_name_check(r, name) < 0 ||
-	    jv_str(r, "display_name", 0, 0, 200, &display) < 0 ||
+	    user_name_check(r, name) < 0 || jv_str(r, "display_name", 0, 0, 200, &display) < 0 ||
 	    jv_enum(r, "role", JV_REQ, role_vals, &role) < 0 ||
 	    jv_str(r, "password", JV_REQ, 1, AUTH_PASSWORD_MAX, &pw) < 0 ||
 	    user_password_check(r, pw) < 0 || jv_bool(r, "disabled", 0, &disabled) < 0)
@@ -89,9 +88,9 @@ static int users_create(struct req *r)
 		return req_internal(r);
 	int64_t now = store_now();
 	int rc = store_insert(s, &id,
-			      "INSERT INTO users (username, display_name, role, pw_hash, disabled,"
-			      " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-			      "ttttdii", name, display, role, hash, disabled, now, now);
+	                      "INSERT INTO users (username, display_name, role, pw_hash, disabled,"
+	                      " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+	                      "ttttdii", name, display, role, hash, disabled, now, now);
 	if (rc == 0)
 		rc = audit_add(r, "create", "user", id, "user '%s' role %s", name, role);
 	if (rc < 0) {
@@ -111,8 +110,8 @@ static bool user_last_admin(struct store *s, int64_t id)
 {
 	int64_t n = 0;
 	store_int(s, &n,
-		  "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id <> ?",
-		  "i", id);
+	          "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id <> ?",
+	          "i", id);
 	return n == 0;
 }
 
@@ -136,8 +135,8 @@ static int users_update(struct req *r)
 	if (store_begin(s) < 0)
 		return req_internal(r);
 	int64_t isadmin = 0;
-	int rc = store_int(s, &isadmin, "SELECT role = 'admin' AND disabled = 0 FROM users WHERE id = ?",
-			   "i", id);
+	int rc = store_int(
+	    s, &isadmin, "SELECT role = 'admin' AND disabled = 0 FROM users WHERE id = ?", "i", id);
 	if (rc == -ENOENT) {
 		store_rollback(s);
 		return req_not_found(r, "user", id);
@@ -146,29 +145,29 @@ static int users_update(struct req *r)
 	if (rc == 0 && isadmin && demote && user_last_admin(s, id)) {
 		store_rollback(s);
 		return req_conflict(r, role ? "role" : "disabled",
-				    "this is the last enabled admin; make another admin first");
+		                    "this is the last enabled admin; make another admin first");
 	}
 	int64_t now = store_now();
 	if (rc == 0 && display)
 		rc = store_exec(s, "UPDATE users SET display_name = ?, updated_at = ? WHERE id = ?",
-				"tii", display, now, id);
+		                "tii", display, now, id);
 	if (rc >= 0 && role)
 		rc = store_exec(s, "UPDATE users SET role = ?, updated_at = ? WHERE id = ?", "tii",
-				role, now, id);
+		                role, now, id);
 	if (rc >= 0 && pw)
 		rc = store_exec(s, "UPDATE users SET pw_hash = ?, updated_at = ? WHERE id = ?",
-				"tii", hash, now, id);
+		                "tii", hash, now, id);
 	if (rc >= 0 && has_dis)
 		rc = store_exec(s, "UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?",
-				"dii", disabled, now, id);
+		                "dii", disabled, now, id);
 	/* A new password or a disabled account ends the user's login sessions. */
 	if (rc >= 0 && (pw || (has_dis && disabled)))
 		rc = store_exec(s, "DELETE FROM tokens WHERE user_id = ? AND kind = 'session'", "i",
-				id);
+		                id);
 	if (rc >= 0)
 		rc = audit_add(r, "update", "user", id, "%s%s%s%s", display ? "display_name " : "",
-			       role ? "role " : "", pw ? "password " : "",
-			       has_dis ? (disabled ? "disabled" : "enabled") : "");
+		               role ? "role " : "", pw ? "password " : "",
+		               has_dis ? (disabled ? "disabled" : "enabled") : "");
 	if (rc < 0) {
 		store_rollback(s);
 		return req_store_error(r, rc, "user");
@@ -224,18 +223,18 @@ static int me_password(struct req *r)
 		return -1;
 	if (strlen(pw) < AUTH_PASSWORD_MIN)
 		return req_bad(r, "new_password", "new_password must be at least %d characters",
-			       AUTH_PASSWORD_MIN);
+		               AUTH_PASSWORD_MIN);
 	if (auth_login(s, r->user.name, old, &u) < 0)
 		return req_error(r, 403, "forbidden", "old_password", "old_password is wrong");
 	if (auth_hash_password(pw, hash) < 0 || store_begin(s) < 0)
 		return req_internal(r);
 	int rc = store_exec(s, "UPDATE users SET pw_hash = ?, updated_at = ? WHERE id = ?", "tii",
-			    hash, store_now(), u.id);
+	                    hash, store_now(), u.id);
 	/* Other sessions end; this one stays. */
 	if (rc >= 0)
-		rc = store_exec(s,
-				"DELETE FROM tokens WHERE user_id = ? AND kind = 'session' AND id <> ?",
-				"ii", u.id, r->user.token_id);
+		rc = store_exec(
+		    s, "DELETE FROM tokens WHERE user_id = ? AND kind = 'session' AND id <> ?",
+		    "ii", u.id, r->user.token_id);
 	if (rc >= 0)
 		rc = audit_add(r, "update", "user", u.id, "own password");
 	if (rc < 0) {
@@ -248,11 +247,11 @@ static int me_password(struct req *r)
 }
 
 const struct api_route api_users_routes[] = {
-	{"GET", "/users", ROLE_ADMIN, users_list, NULL},
-	{"POST", "/users", ROLE_ADMIN, users_create, NULL},
-	{"GET", "/users/:id", ROLE_ADMIN, users_get, NULL},
-	{"PATCH", "/users/:id", ROLE_ADMIN, users_update, NULL},
-	{"DELETE", "/users/:id", ROLE_ADMIN, users_delete, NULL},
-	{"POST", "/me/password", ROLE_VIEWER, me_password, NULL},
-	{NULL, NULL, 0, NULL, NULL},
+    {"GET", "/users", ROLE_ADMIN, users_list, NULL},
+    {"POST", "/users", ROLE_ADMIN, users_create, NULL},
+    {"GET", "/users/:id", ROLE_ADMIN, users_get, NULL},
+    {"PATCH", "/users/:id", ROLE_ADMIN, users_update, NULL},
+    {"DELETE", "/users/:id", ROLE_ADMIN, users_delete, NULL},
+    {"POST", "/me/password", ROLE_VIEWER, me_password, NULL},
+    {NULL, NULL, 0, NULL, NULL},
 };

@@ -17,10 +17,10 @@ struct store;
  * line. Returns 0 or a negative store code.
  */
 int audit_add(struct req *r, const char *action, const char *object_type, int64_t object_id,
-	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* The same for work done by the server itself (user "mlserver"). */
-int audit_system(struct store *s, const char *action, const char *object_type,
-		 int64_t object_id, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int audit_system(struct store *s, const char *action, const char *object_type, int64_t object_id,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -30,7 +30,7 @@ int auth_hash_password(const char *pw, char out[AUTH_HASH_MAX])
 	if (RAND_bytes(salt, sizeof(salt)) != 1)
 		return -EIO;
 	int rc = argon2id_hash_encoded(AUTH_T, AUTH_M_KIB, AUTH_P, pw, strlen(pw), salt,
-				       sizeof(salt), AUTH_HASHLEN, out, AUTH_HASH_MAX);
+	                               sizeof(salt), AUTH_HASHLEN, out, AUTH_HASH_MAX);
 	if (rc != ARGON2_OK) {
 		log_error("auth: argon2id: %s", argon2_error_message(rc));
 		return rc == ARGON2_MEMORY_ALLOCATION_ERROR ? -ENOMEM : -EINVAL;
@@ -57,16 +57,16 @@ int auth_login(struct store *s, const char *username, const char *pw, struct req
 	 * the answer takes as long as for a known one.
 	 */
 	static const char dummy[] = "$argon2id$v=19$m=19456,t=2,p=1$"
-				    "c29tZXNhbHRzb21lc2FsdA$"
-				    "qP0mA0Y6cM1M0bcSKCWq8s0QzPNbd7YTn7cGnWn3J3o";
+	                            "c29tZXNhbHRzb21lc2FsdA$"
+	                            "qP0mA0Y6cM1M0bcSKCWq8s0QzPNbd7YTn7cGnWn3J3o";
 	char hash[AUTH_HASH_MAX] = "";
 	int64_t id = 0, disabled = 1;
 	int role = 0;
 	char name[sizeof(u->name)] = "";
 	struct store_q *q = store_query(s,
-					"SELECT id, username, role, pw_hash, disabled FROM users "
-					"WHERE username = ? AND source = 'local'",
-					"t", username);
+	                                "SELECT id, username, role, pw_hash, disabled FROM users "
+	                                "WHERE username = ? AND source = 'local'",
+	                                "t", username);
 	if (!q)
 		return -EIO;
 	if (store_next(q) == 1) {
@@ -95,7 +95,7 @@ void auth_token_hash(const char *token, char hex[65])
 }
 
 int auth_token_new(struct store *s, int64_t user_id, const char *kind, const char *name,
-		   int64_t expires_at, char tok[AUTH_TOKEN_LEN + 1], int64_t *id)
+                   int64_t expires_at, char tok[AUTH_TOKEN_LEN + 1], int64_t *id)
 {
 	uint8_t rnd[32];
 	char hex[65], hash[65];
@@ -105,12 +105,12 @@ int auth_token_new(struct store *s, int64_t user_id, const char *kind, const cha
 	snprintf(tok, AUTH_TOKEN_LEN + 1, "mlt_%s", hex);
 	auth_token_hash(tok, hash);
 	static const char sql[] = "INSERT INTO tokens (user_id, kind, name, hash, created_at,"
-				  " expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id";
+	                          " expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id";
 	/* A token that never expires has expires_at NULL. */
 	if (!expires_at)
 		return store_insert(s, id, sql, "itttin", user_id, kind, name, hash, store_now());
 	return store_insert(s, id, sql, "itttii", user_id, kind, name, hash, store_now(),
-			    expires_at);
+	                    expires_at);
 }
 
 static bool auth_token_wellformed(const char *t)
@@ -131,11 +131,12 @@ int auth_token_check(struct store *s, const char *token, struct req_user *u)
 		return -EACCES;
 	auth_token_hash(token, hash);
 	int64_t now = store_now(), last = 0, tid = 0;
-	struct store_q *q = store_query(s,
-					"SELECT t.id, t.expires_at, t.last_used_at, u.id, u.username,"
-					" u.role, u.disabled FROM tokens t"
-					" JOIN users u ON u.id = t.user_id WHERE t.hash = ?",
-					"t", hash);
+	struct store_q *q =
+	    store_query(s,
+	                "SELECT t.id, t.expires_at, t.last_used_at, u.id, u.username,"
+	                " u.role, u.disabled FROM tokens t"
+	                " JOIN users u ON u.id = t.user_id WHERE t.hash = ?",
+	                "t", hash);
 	if (!q)
 		return -EIO;
 	if (store_next(q) == 1) {

@@ -15,8 +15,8 @@
 struct store;
 struct req_user;
 
-#define AUTH_TOKEN_LEN 68   /* "mlt_" + 64 hex */
-#define AUTH_HASH_MAX 128   /* encoded argon2id hash */
+#define AUTH_TOKEN_LEN 68 /* "mlt_" + 64 hex */
+#define AUTH_HASH_MAX 128 /* encoded argon2id hash */
 #define AUTH_PASSWORD_MIN 8
 #define AUTH_PASSWORD_MAX 1024
 
@@ -38,7 +38,7 @@ int auth_login(struct store *s, const char *username, const char *pw, struct req
  * tok and its row id to *id. The secret exists only here: show it once.
  */
 int auth_token_new(struct store *s, int64_t user_id, const char *kind, const char *name,
-		   int64_t expires_at, char tok[AUTH_TOKEN_LEN + 1], int64_t *id);
+                   int64_t expires_at, char tok[AUTH_TOKEN_LEN + 1], int64_t *id);
 
 /*
  * Finds the user of a presented token. 0 with u filled; -EACCES when the

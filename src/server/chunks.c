@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "log.h"
 #include "cas.h"
 #include "chunks.h"
 #include "fileio.h"
@@ -49,20 +50,6 @@ struct chunks {
 struct chunks_hold {
 	int fd; /* gc.lock, held LOCK_SH */
 };
-
-static void cs_err(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void cs_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 /* Writes "ab/<64 hex>.<z|r>" for a chunk into out (CS_PATH_LEN bytes). */
 static void cs_path(const uint8_t sha[CHUNKS_HASH_LEN], uint8_t flags, char out[CS_PATH_LEN])
@@ -239,7 +226,7 @@ int chunks_open(const char *dir, struct chunks **out, unsigned *stale, char *err
 		err[0] = 0;
 	cs = calloc(1, sizeof(*cs));
 	if (!cs) {
-		cs_err(err, errsz, "out of memory");
+		log_seterr(err, errsz, "out of memory");
 		return -ENOMEM;
 	}
 	cs->dir_fd = cs->open_fd = -1;
@@ -247,19 +234,19 @@ int chunks_open(const char *dir, struct chunks **out, unsigned *stale, char *err
 		/* The store's name must survive a crash as surely as its chunks. */
 		ret = cs_sync_parent(dir);
 		if (ret < 0) {
-			cs_err(err, errsz, "cannot sync the parent of chunk store %s: %s", dir,
-			       strerror(-ret));
+			log_seterr(err, errsz, "cannot sync the parent of chunk store %s: %s", dir,
+			           strerror(-ret));
 			goto out;
 		}
 	} else if (errno != EEXIST) {
 		ret = -errno;
-		cs_err(err, errsz, "cannot create chunk store %s: %s", dir, strerror(-ret));
+		log_seterr(err, errsz, "cannot create chunk store %s: %s", dir, strerror(-ret));
 		goto out;
 	}
 	cs->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cs->dir_fd < 0) {
 		ret = -errno;
-		cs_err(err, errsz, "cannot open chunk store %s: %s", dir, strerror(-ret));
+		log_seterr(err, errsz, "cannot open chunk store %s: %s", dir, strerror(-ret));
 		goto out;
 	}
 	ret = cs_open_lockfile(cs->dir_fd, CS_OPEN_LOCK);
@@ -272,8 +259,8 @@ int chunks_open(const char *dir, struct chunks **out, unsigned *stale, char *err
 		}
 	}
 	if (ret < 0) {
-		cs_err(err, errsz, "cannot create the lock files of chunk store %s: %s", dir,
-		       strerror(-ret));
+		log_seterr(err, errsz, "cannot create the lock files of chunk store %s: %s", dir,
+		           strerror(-ret));
 		goto out;
 	}
 	/*
@@ -285,18 +272,18 @@ int chunks_open(const char *dir, struct chunks **out, unsigned *stale, char *err
 	if (ret == 0) {
 		ret = cs_walk(cs->dir_fd, cs_sweep_one, &swept);
 		if (ret < 0) {
-			cs_err(err, errsz, "cannot remove temp files in chunk store %s: %s", dir,
-			       strerror(-ret));
+			log_seterr(err, errsz, "cannot remove temp files in chunk store %s: %s",
+			           dir, strerror(-ret));
 			goto out;
 		}
 	} else if (ret != -EWOULDBLOCK) {
-		cs_err(err, errsz, "cannot lock chunk store %s: %s", dir, strerror(-ret));
+		log_seterr(err, errsz, "cannot lock chunk store %s: %s", dir, strerror(-ret));
 		goto out;
 	}
 	/* From exclusive, this converts; otherwise it waits out another's sweep. */
 	ret = cs_flock(cs->open_fd, LOCK_SH);
 	if (ret < 0) {
-		cs_err(err, errsz, "cannot lock chunk store %s: %s", dir, strerror(-ret));
+		log_seterr(err, errsz, "cannot lock chunk store %s: %s", dir, strerror(-ret));
 		goto out;
 	}
 	if (stale)
@@ -662,9 +649,10 @@ int chunks_live_collect(const char *const *manifests, size_t n, uint8_t (**out)[
 		ret = mf_load(manifests[i], &m, &why);
 		if (ret < 0) {
 			if (why)
-				cs_err(err, errsz, "manifest %s: %s", manifests[i], why);
+				log_seterr(err, errsz, "manifest %s: %s", manifests[i], why);
 			else
-				cs_err(err, errsz, "manifest %s: %s", manifests[i], strerror(-ret));
+				log_seterr(err, errsz, "manifest %s: %s", manifests[i],
+				           strerror(-ret));
 			goto out;
 		}
 		for (uint32_t c = 0; c < m.chunk_count; c++) {
@@ -677,7 +665,8 @@ int chunks_live_collect(const char *const *manifests, size_t n, uint8_t (**out)[
 				              : realloc(set, ncap * CHUNKS_HASH_LEN);
 
 				if (!p) {
-					cs_err(err, errsz, "out of memory collecting live chunks");
+					log_seterr(err, errsz,
+					           "out of memory collecting live chunks");
 					ret = -ENOMEM;
 					goto out;
 				}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "cron.h"
 #include "log.h"
 #include "parse.h"
@@ -49,32 +50,6 @@ static const struct {
 
 /* How many bytes of a token error messages quote. */
 #define SHOW_MAX 24
-
-static bool is_blank(char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
-
-static bool is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
-static char lower(char ch)
-{
-	return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-}
-
-/* Case-insensitive comparison of p[0..n) with the NUL-terminated word. */
-static bool word_is(const char *p, size_t n, const char *word)
-{
-	size_t i;
-
-	for (i = 0; i < n && word[i] != '\0'; i++)
-		if (lower(p[i]) != word[i])
-			return false;
-	return i == n && word[i] == '\0';
-}
 
 /* Escapes p[0..n) for a message, cut to SHOW_MAX bytes with "..." after. */
 static const char *show(const char *p, size_t n, char out[4 * SHOW_MAX + 4])
@@ -134,7 +109,7 @@ static int get_value(const struct perr *e, const struct field *f, const char *p,
 
 	if (n == 0)
 		return tok_err(e, f, p, n, "is missing a value");
-	for (i = 0; i < n && is_digit(p[i]); i++)
+	for (i = 0; i < n && ascii_is_digit(p[i]); i++)
 		;
 	if (i == n) {
 		/* All digits: too many of them is a number out of range, not a typo. */
@@ -148,7 +123,7 @@ static int get_value(const struct perr *e, const struct field *f, const char *p,
 		return 0;
 	}
 	for (i = 0; i < f->nnames; i++) {
-		if (word_is(p, n, f->names[i])) {
+		if (ascii_word_is(p, n, f->names[i])) {
 			*v = f->lo + (unsigned)i;
 			return 0;
 		}
@@ -190,7 +165,7 @@ static int parse_element(const struct perr *e, const struct field *f, const char
 		size_t slen = n - rlen - 1;
 		size_t i;
 
-		for (i = 0; i < slen && is_digit(s[i]); i++)
+		for (i = 0; i < slen && ascii_is_digit(s[i]); i++)
 			;
 		if (slen == 0 || i < slen)
 			return tok_err(e, f, p, n, "needs a number after '/'");
@@ -262,12 +237,12 @@ static int parse_fields(const struct perr *e, const char *p, size_t n, struct cr
 	while (i < n) {
 		size_t start;
 
-		while (i < n && is_blank(p[i]))
+		while (i < n && ascii_is_blank(p[i]))
 			i++;
 		if (i == n)
 			break;
 		start = i;
-		while (i < n && !is_blank(p[i]))
+		while (i < n && !ascii_is_blank(p[i]))
 			i++;
 		if (count < F_COUNT) {
 			tok[count] = p + start;
@@ -324,9 +299,9 @@ int cron_parse(const char *text, size_t len, struct cron *out, char *err, size_t
 			snprintf(err, errsz, "expression contains a NUL byte");
 		return -EINVAL;
 	}
-	while (a < b && is_blank(text[a]))
+	while (a < b && ascii_is_blank(text[a]))
 		a++;
-	while (b > a && is_blank(text[b - 1]))
+	while (b > a && ascii_is_blank(text[b - 1]))
 		b--;
 	if (a == b) {
 		if (err != NULL && errsz > 0)
@@ -341,10 +316,10 @@ int cron_parse(const char *text, size_t len, struct cron *out, char *err, size_t
 			*out = c;
 		return rc;
 	}
-	for (w = a; w < b && !is_blank(text[w]); w++)
+	for (w = a; w < b && !ascii_is_blank(text[w]); w++)
 		;
 	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++) {
-		if (!word_is(text + a, w - a, macros[i].name))
+		if (!ascii_word_is(text + a, w - a, macros[i].name))
 			continue;
 		if (w != b) {
 			if (err != NULL && errsz > 0)

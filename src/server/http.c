@@ -35,9 +35,9 @@ struct http_conn {
 	const struct api_route *rt;
 	char *body;
 	size_t len, cap;
-	bool refused;	   /* a response is set; drop the rest of the body */
-	bool done;	   /* the response was queued */
-	void *up_ctx;	   /* upload context */
+	bool refused; /* a response is set; drop the rest of the body */
+	bool done;    /* the response was queued */
+	void *up_ctx; /* upload context */
 	bool up_open;
 	char peer[64];
 	char path[512];
@@ -104,7 +104,7 @@ static enum MHD_Result http_send(struct MHD_Connection *c, struct http_conn *hc)
 		len = text ? strlen(text) : 0;
 	}
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, text ? text : (char *)"", MHD_RESPMEM_MUST_COPY);
+	    MHD_create_response_from_buffer(len, text ? text : (char *)"", MHD_RESPMEM_MUST_COPY);
 	free(text);
 	if (!resp)
 		return MHD_NO;
@@ -120,12 +120,12 @@ static enum MHD_Result http_send(struct MHD_Connection *c, struct http_conn *hc)
 	hc->done = true;
 	if (r->status >= 500 || log_get_level() >= LOG_LVL_DEBUG)
 		log_msg(r->status >= 500 ? LOG_LVL_WARN : LOG_LVL_DEBUG, "%s %s %s -> %d", hc->peer,
-			r->method, hc->path, r->status);
+		        r->method, hc->path, r->status);
 	return ret;
 }
 
 static enum MHD_Result http_query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-				     const char *value)
+                                     const char *value)
 {
 	struct http_conn *hc = cls;
 	(void)kind;
@@ -161,22 +161,22 @@ static const char *http_token(struct MHD_Connection *c)
 static void http_peer(struct MHD_Connection *c, char *out, size_t outsz)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	snprintf(out, outsz, "?");
 	if (!ci || !ci->client_addr)
 		return;
 	const struct sockaddr *sa = ci->client_addr;
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-			  (socklen_t)outsz);
+		          (socklen_t)outsz);
 	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-			  (socklen_t)outsz);
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		          out, (socklen_t)outsz);
 }
 
 /* First call for a request: route, authorize, check the declared length. */
 static void http_begin(struct http *h, struct MHD_Connection *c, struct http_conn *hc,
-		       const char *url, const char *method)
+                       const char *url, const char *method)
 {
 	struct req *r = &hc->r;
 	r->srv = h->srv;
@@ -216,15 +216,15 @@ static void http_begin(struct http *h, struct MHD_Connection *c, struct http_con
 		r->content_length = (int64_t)declared;
 	if (r->content_length >= 0 && declared > cap) {
 		req_error(r, 413, "payload_too_large", NULL,
-			  "the body is %llu bytes; at most %llu are accepted here",
-			  (unsigned long long)declared, (unsigned long long)cap);
+		          "the body is %llu bytes; at most %llu are accepted here",
+		          (unsigned long long)declared, (unsigned long long)cap);
 		hc->refused = true;
 		return;
 	}
 	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 	if (!hc->rt->upload && ct && strncasecmp(ct, "application/json", 16) != 0) {
 		req_error(r, 415, "unsupported_media_type", NULL,
-			  "send the body as application/json");
+		          "send the body as application/json");
 		hc->refused = true;
 		return;
 	}
@@ -249,9 +249,8 @@ static void http_data(struct http *h, struct http_conn *hc, const char *data, si
 		return;
 	}
 	if (hc->len + n > h->srv->conf.max_body) {
-		req_error(r, 413, "payload_too_large", NULL,
-			  "the body is larger than %llu bytes",
-			  (unsigned long long)h->srv->conf.max_body);
+		req_error(r, 413, "payload_too_large", NULL, "the body is larger than %llu bytes",
+		          (unsigned long long)h->srv->conf.max_body);
 		hc->refused = true;
 		return;
 	}
@@ -273,9 +272,8 @@ static void http_data(struct http *h, struct http_conn *hc, const char *data, si
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
-				   const char *method, const char *version,
-				   const char *upload_data, size_t *upload_data_size,
-				   void **con_cls)
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
 {
 	struct http *h = cls;
 	struct http_conn *hc = *con_cls;
@@ -330,7 +328,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const ch
 }
 
 static void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			   enum MHD_RequestTerminationCode toe)
+                           enum MHD_RequestTerminationCode toe)
 {
 	struct http_conn *hc = *con_cls;
 	(void)cls;
@@ -350,7 +348,7 @@ static void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -364,7 +362,7 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 int http_start(struct srv *srv, const char *cert_pem, const char *key_pem, struct http **out,
-	       uint16_t *port, char *err, size_t errsz)
+               uint16_t *port, char *err, size_t errsz)
 {
 	struct sockaddr_storage ss;
 	if (http_parse_listen(srv->conf.listen, &ss, err, errsz) < 0)
@@ -379,23 +377,23 @@ int http_start(struct srv *srv, const char *cert_pem, const char *key_pem, struc
 	if (cert_pem)
 		flags |= MHD_USE_TLS;
 	struct MHD_OptionItem opts[] = {
-		{MHD_OPTION_SOCK_ADDR, 0, &ss},
-		{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->conf.threads, NULL},
-		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->conf.max_connections, NULL},
-		{MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
-		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, NULL},
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)cert_pem},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)key_pem},
-		{MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_SOCK_ADDR, 0, &ss},
+	    {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->conf.threads, NULL},
+	    {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->conf.max_connections, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, NULL},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)cert_pem},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)key_pem},
+	    {MHD_OPTION_END, 0, NULL},
 	};
 	if (!cert_pem)
 		opts[5].option = MHD_OPTION_END;
 	/* The logger goes first, so that option errors reach it too. */
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER,
-				http_mhd_log, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	                        http_mhd_log, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errsz, "cannot listen on %s (address in use, or not allowed?)",
-			 srv->conf.listen);
+		         srv->conf.listen);
 		free(h);
 		return -EADDRINUSE;
 	}

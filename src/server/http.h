@@ -18,7 +18,7 @@ struct http;
  * port 0). Returns 0 or a negative code with a reason in err.
  */
 int http_start(struct srv *srv, const char *cert_pem, const char *key_pem, struct http **out,
-	       uint16_t *port, char *err, size_t errsz);
+               uint16_t *port, char *err, size_t errsz);
 /* Stops accepting, finishes or aborts open requests, frees h (NULL is fine). */
 void http_stop(struct http *h);
 

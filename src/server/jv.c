@@ -56,7 +56,7 @@ static const char *jv_field(char *buf, size_t n, const char *name, const char *k
 
 /* The field's value, NULL when absent or null; sets the error when required. */
 static json_t *jv_get(struct req *r, json_t *o, const char *f, const char *key, unsigned flags,
-		      int *rc)
+                      int *rc)
 {
 	json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
 	*rc = 0;
@@ -77,7 +77,7 @@ static bool jv_clean(const char *s, size_t len)
 }
 
 int jv_str_in(struct req *r, json_t *o, const char *name, const char *key, unsigned flags,
-	      size_t minlen, size_t maxlen, const char **out)
+              size_t minlen, size_t maxlen, const char **out)
 {
 	char f[128];
 	int rc;
@@ -100,13 +100,13 @@ int jv_str_in(struct req *r, json_t *o, const char *name, const char *key, unsig
 }
 
 int jv_str(struct req *r, const char *key, unsigned flags, size_t minlen, size_t maxlen,
-	   const char **out)
+           const char **out)
 {
 	return jv_str_in(r, r->body, NULL, key, flags, minlen, maxlen, out);
 }
 
 int jv_int_in(struct req *r, json_t *o, const char *name, const char *key, unsigned flags,
-	      int64_t min, int64_t max, int64_t *out)
+              int64_t min, int64_t max, int64_t *out)
 {
 	char f[128];
 	int rc;
@@ -119,19 +119,18 @@ int jv_int_in(struct req *r, json_t *o, const char *name, const char *key, unsig
 	json_int_t x = json_integer_value(v);
 	if (x < min || x > max)
 		return req_bad(r, f, "%s must be between %lld and %lld", f, (long long)min,
-			       (long long)max);
+		               (long long)max);
 	*out = (int64_t)x;
 	return 1;
 }
 
-int jv_int(struct req *r, const char *key, unsigned flags, int64_t min, int64_t max,
-	   int64_t *out)
+int jv_int(struct req *r, const char *key, unsigned flags, int64_t min, int64_t max, int64_t *out)
 {
 	return jv_int_in(r, r->body, NULL, key, flags, min, max, out);
 }
 
 int jv_bool_in(struct req *r, json_t *o, const char *name, const char *key, unsigned flags,
-	       bool *out)
+               bool *out)
 {
 	char f[128];
 	int rc;
@@ -151,7 +150,7 @@ int jv_bool(struct req *r, const char *key, unsigned flags, bool *out)
 }
 
 int jv_enum(struct req *r, const char *key, unsigned flags, const char *const *vals,
-	    const char **out)
+            const char **out)
 {
 	const char *s;
 	int rc = jv_str(r, key, flags, 1, 64, &s);
@@ -166,12 +165,12 @@ int jv_enum(struct req *r, const char *key, unsigned flags, const char *const *v
 	size_t used = 0;
 	for (size_t i = 0; vals[i] && used < sizeof(list); i++)
 		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
-					 vals[i]);
+		                         vals[i]);
 	return req_bad(r, key, "%s must be one of: %s", key, list);
 }
 
 int jv_strs(struct req *r, const char *key, unsigned flags, size_t maxn, size_t maxlen,
-	    json_t **out)
+            json_t **out)
 {
 	int rc;
 	json_t *v = jv_get(r, r->body, key, key, flags, &rc);
@@ -199,7 +198,7 @@ int jv_strs(struct req *r, const char *key, unsigned flags, size_t maxn, size_t 
 }
 
 int jv_ids_in(struct req *r, json_t *o, const char *name, const char *key, unsigned flags,
-	      size_t maxn, int64_t **out, size_t *n)
+              size_t maxn, int64_t **out, size_t *n)
 {
 	char f[128];
 	int rc;
@@ -230,8 +229,7 @@ int jv_ids_in(struct req *r, json_t *o, const char *name, const char *key, unsig
 	return 1;
 }
 
-int jv_ids(struct req *r, const char *key, unsigned flags, size_t maxn, int64_t **out,
-	   size_t *n)
+int jv_ids(struct req *r, const char *key, unsigned flags, size_t maxn, int64_t **out, size_t *n)
 {
 	return jv_ids_in(r, r->body, NULL, key, flags, maxn, out, n);
 }

@@ -37,28 +37,28 @@ static void main_on_signal(int sig)
 static void main_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mlserver [OPTIONS]\n"
-		"\n"
-		"The Microlinux server: image library, inventory, rights, deployments and\n"
-		"the HTTPS API under /api/v1 (docs/api.md).\n"
-		"\n"
-		"  --data-dir DIR           database, chunk store and certificate (default\n"
-		"                           /var/lib/microlinux; [server] data_dir)\n"
-		"  --listen ADDR:PORT       HTTPS address (default 0.0.0.0:8443)\n"
-		"  --config FILE            settings (default " SRVCONF_DEFAULT_PATH ";\n"
-		"                           a missing default file is fine)\n"
-		"  --check-config           check the settings and exit (0 = good)\n"
-		"  --print-config           print every setting with its value and exit\n"
-		"  --admin-password-file F  first start: the admin's password is F's first line\n"
-		"                           (otherwise one is generated and printed once)\n"
-		"  --log-level LEVEL        error, warn, info or debug\n"
-		"  --port-file FILE         write the bound port to FILE once listening\n"
-		"  --no-tls                 plain HTTP (only behind a local TLS proxy)\n"
-		"  -h, --help               this text\n"
-		"  --version                the version\n"
-		"\n"
-		"Exit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on a start-up\n"
-		"failure (the last line says why), 2 on bad usage.\n");
+	        "usage: mlserver [OPTIONS]\n"
+	        "\n"
+	        "The Microlinux server: image library, inventory, rights, deployments and\n"
+	        "the HTTPS API under /api/v1 (docs/api.md).\n"
+	        "\n"
+	        "  --data-dir DIR           database, chunk store and certificate (default\n"
+	        "                           /var/lib/microlinux; [server] data_dir)\n"
+	        "  --listen ADDR:PORT       HTTPS address (default 0.0.0.0:8443)\n"
+	        "  --config FILE            settings (default " SRVCONF_DEFAULT_PATH ";\n"
+	        "                           a missing default file is fine)\n"
+	        "  --check-config           check the settings and exit (0 = good)\n"
+	        "  --print-config           print every setting with its value and exit\n"
+	        "  --admin-password-file F  first start: the admin's password is F's first line\n"
+	        "                           (otherwise one is generated and printed once)\n"
+	        "  --log-level LEVEL        error, warn, info or debug\n"
+	        "  --port-file FILE         write the bound port to FILE once listening\n"
+	        "  --no-tls                 plain HTTP (only behind a local TLS proxy)\n"
+	        "  -h, --help               this text\n"
+	        "  --version                the version\n"
+	        "\n"
+	        "Exit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on a start-up\n"
+	        "failure (the last line says why), 2 on bad usage.\n");
 }
 
 /* Reads the first line of path (at most 1 KiB) as the admin password. */
@@ -75,8 +75,9 @@ static int main_read_password(const char *path, char *pw, size_t pwsz, char *err
 	while (n < len && buf[n] != '\n' && buf[n] != '\r' && buf[n] != '\0')
 		n++;
 	if (n < AUTH_PASSWORD_MIN || n >= pwsz) {
-		snprintf(err, errsz, "--admin-password-file %s: the password must be %d to %zu bytes",
-			 path, AUTH_PASSWORD_MIN, pwsz - 1);
+		snprintf(err, errsz,
+		         "--admin-password-file %s: the password must be %d to %zu bytes", path,
+		         AUTH_PASSWORD_MIN, pwsz - 1);
 		free(buf);
 		return -EINVAL;
 	}
@@ -105,7 +106,8 @@ static int main_first_admin(struct srv *srv, const char *pwfile, char *err, size
 		if (main_read_password(pwfile, pw, sizeof(pw), err, errsz) < 0)
 			return -EINVAL;
 	} else {
-		static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
+		static const char alphabet[] =
+		    "abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
 		uint8_t rnd[20];
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 			return -EIO;
@@ -119,10 +121,10 @@ static int main_first_admin(struct srv *srv, const char *pwfile, char *err, size
 		return -EIO;
 	}
 	int rc = store_insert(srv->store, &id,
-			      "INSERT INTO users (username, display_name, role, pw_hash,"
-			      " created_at, updated_at) VALUES ('admin', 'Administrator', 'admin',"
-			      " ?, ?, ?) RETURNING id",
-			      "tii", hash, now, now);
+	                      "INSERT INTO users (username, display_name, role, pw_hash,"
+	                      " created_at, updated_at) VALUES ('admin', 'Administrator', 'admin',"
+	                      " ?, ?, ?) RETURNING id",
+	                      "tii", hash, now, now);
 	if (rc == 0)
 		rc = audit_system(srv->store, "create", "user", id, "first start: admin account");
 	if (rc < 0) {
@@ -153,7 +155,8 @@ static int main_mkdirs(const char *dir, char *err, size_t errsz)
 			char c = *p;
 			*p = '\0';
 			if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-				snprintf(err, errsz, "cannot create %.300s: %s", path, strerror(errno));
+				snprintf(err, errsz, "cannot create %.300s: %s", path,
+				         strerror(errno));
 				return -errno;
 			}
 			*p = c;
@@ -201,18 +204,18 @@ enum {
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"data-dir", required_argument, NULL, OPT_DATA},
-		{"listen", required_argument, NULL, OPT_LISTEN},
-		{"config", required_argument, NULL, OPT_CONFIG},
-		{"check-config", no_argument, NULL, OPT_CHECK},
-		{"print-config", no_argument, NULL, OPT_PRINT},
-		{"admin-password-file", required_argument, NULL, OPT_ADMINPW},
-		{"log-level", required_argument, NULL, OPT_LOGLEVEL},
-		{"port-file", required_argument, NULL, OPT_PORTFILE},
-		{"no-tls", no_argument, NULL, OPT_NOTLS},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{NULL, 0, NULL, 0},
+	    {"data-dir", required_argument, NULL, OPT_DATA},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"config", required_argument, NULL, OPT_CONFIG},
+	    {"check-config", no_argument, NULL, OPT_CHECK},
+	    {"print-config", no_argument, NULL, OPT_PRINT},
+	    {"admin-password-file", required_argument, NULL, OPT_ADMINPW},
+	    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+	    {"port-file", required_argument, NULL, OPT_PORTFILE},
+	    {"no-tls", no_argument, NULL, OPT_NOTLS},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *data_dir = NULL, *listen = NULL, *adminpw = NULL;
 	const char *loglevel = NULL, *portfile = NULL;
@@ -269,7 +272,7 @@ int main(int argc, char **argv)
 	log_init("mlserver", LOG_LVL_INFO, 0);
 	srvconf_defaults(&srv.conf);
 	if (srvconf_load(&srv.conf, config ? config : SRVCONF_DEFAULT_PATH, config != NULL, err,
-			 sizeof(err)) < 0)
+	                 sizeof(err)) < 0)
 		goto fail;
 	/* Flags override the file. */
 	if (data_dir) {
@@ -319,28 +322,29 @@ int main(int argc, char **argv)
 		char *names[32];
 		size_t nnames = main_split_names(srv.conf.tls_names, names, 32);
 		rc = tls_load_or_create(*srv.conf.tls_cert ? srv.conf.tls_cert : NULL,
-					*srv.conf.tls_key ? srv.conf.tls_key : NULL,
-					srv.conf.data_dir, (const char *const *)names, nnames, &tls,
-					&created, err, sizeof(err));
+		                        *srv.conf.tls_key ? srv.conf.tls_key : NULL,
+		                        srv.conf.data_dir, (const char *const *)names, nnames, &tls,
+		                        &created, err, sizeof(err));
 		for (size_t i = 0; i < nnames; i++)
 			free(names[i]);
 		if (rc < 0)
 			goto fail;
 		snprintf(srv.fingerprint, sizeof(srv.fingerprint), "%s", tls_fingerprint(tls));
 		if (created)
-			printf("mlserver: created a self-signed certificate, SHA-256 fingerprint %s\n",
-			       srv.fingerprint);
+			printf(
+			    "mlserver: created a self-signed certificate, SHA-256 fingerprint %s\n",
+			    srv.fingerprint);
 		if (tls_expires_soon(tls))
 			log_warn("the TLS certificate expires within 30 days");
 		fflush(stdout);
 	}
 	uint16_t port = 0;
 	if (http_start(&srv, tls ? tls_cert_pem(tls) : NULL, tls ? tls_key_pem(tls) : NULL,
-		       &srv.http, &port, err, sizeof(err)) < 0)
+	               &srv.http, &port, err, sizeof(err)) < 0)
 		goto fail;
 	log_info("listening on %s://%s (port %u), data in %s%s%s", tls ? "https" : "http",
-		 srv.conf.listen, port, srv.conf.data_dir, tls ? ", certificate " : "",
-		 tls ? srv.fingerprint : "");
+	         srv.conf.listen, port, srv.conf.data_dir, tls ? ", certificate " : "",
+	         tls ? srv.fingerprint : "");
 	if (portfile) {
 		char line[16];
 		int n = snprintf(line, sizeof(line), "%u\n", port);
@@ -360,7 +364,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	while (!main_stop) {
 		struct timespec ts = {.tv_sec = (time_t)(srv.conf.tick_ms / 1000),
-				      .tv_nsec = (long)(srv.conf.tick_ms % 1000) * 1000000L};
+		                      .tv_nsec = (long)(srv.conf.tick_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 	log_info("stopping");

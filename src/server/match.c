@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "log.h"
 #include "match.h"
 #include "parse.h"
@@ -46,40 +47,14 @@ static const char *show(const char *s, size_t len, char out[SHOW_SIZE])
 	return out;
 }
 
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static char lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
 /* Trims white space at both ends of [*s, *s + *len). */
 static void trim(const char **s, size_t *len)
 {
-	while (*len > 0 && is_blank((*s)[0])) {
+	while (*len > 0 && ascii_is_space((*s)[0])) {
 		(*s)++;
 		(*len)--;
 	}
-	while (*len > 0 && is_blank((*s)[*len - 1]))
+	while (*len > 0 && ascii_is_space((*s)[*len - 1]))
 		(*len)--;
 }
 
@@ -96,10 +71,10 @@ static bool mac_cisco(const char *s, size_t len, uint8_t mac[MATCH_MAC_BYTES])
 		const char *p = s + g * 5;
 
 		for (size_t i = 0; i < 4; i++)
-			if (hexval(p[i]) < 0)
+			if (ascii_hexval(p[i]) < 0)
 				return false;
-		m[2 * g] = (uint8_t)(hexval(p[0]) << 4 | hexval(p[1]));
-		m[2 * g + 1] = (uint8_t)(hexval(p[2]) << 4 | hexval(p[3]));
+		m[2 * g] = (uint8_t)(ascii_hexval(p[0]) << 4 | ascii_hexval(p[1]));
+		m[2 * g + 1] = (uint8_t)(ascii_hexval(p[2]) << 4 | ascii_hexval(p[3]));
 	}
 	memcpy(mac, m, sizeof(m));
 	return true;
@@ -124,8 +99,8 @@ static bool mac_sep(const char *s, size_t len, uint8_t mac[MATCH_MAC_BYTES])
 				return false;
 			i++;
 		}
-		while (i < len && n < 2 && hexval(s[i]) >= 0) {
-			v = v << 4 | (unsigned)hexval(s[i]);
+		while (i < len && n < 2 && ascii_hexval(s[i]) >= 0) {
+			v = v << 4 | (unsigned)ascii_hexval(s[i]);
 			i++;
 			n++;
 		}
@@ -204,7 +179,7 @@ static int ip4_parse(const char *s, size_t len, uint32_t *ip, const char **why)
 				return -EINVAL;
 			i++;
 		}
-		while (i < len && is_digit(s[i])) {
+		while (i < len && ascii_is_digit(s[i])) {
 			if (n == 3) {
 				*why = "a number is more than 255";
 				return -EINVAL;
@@ -289,8 +264,8 @@ int match_cidr_parse(const char *s, size_t len, struct match_cidr *c, char *err,
 	plen = len - alen - 1;
 	if (ip4_parse(s, alen, &ip, &why) < 0)
 		return fail(err, errsz, "bad subnet \"%s\": address: %s", show(s, len, v), why);
-	if (plen == 0 || plen > 2 || !is_digit(slash[1]) || (plen == 2 && !is_digit(slash[2])) ||
-	    (plen == 2 && slash[1] == '0'))
+	if (plen == 0 || plen > 2 || !ascii_is_digit(slash[1]) ||
+	    (plen == 2 && !ascii_is_digit(slash[2])) || (plen == 2 && slash[1] == '0'))
 		return fail(err, errsz, "bad subnet \"%s\": the prefix must be a number 0-32",
 		            show(s, len, v));
 	memcpy(digits, slash + 1, plen);
@@ -328,7 +303,7 @@ bool match_cidr_contains(const struct match_cidr *c, uint32_t ip)
 
 static bool label_char(char c)
 {
-	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+	return ascii_is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
 }
 
 int match_hostname_check(const char *s, size_t len, char *err, size_t errsz)
@@ -356,7 +331,7 @@ int match_hostname_check(const char *s, size_t len, char *err, size_t errsz)
 				            "digits, '-' and '.' only)",
 				            show(s, len, v), show(s + i, 1, c));
 			}
-			if (!is_digit(s[i]))
+			if (!ascii_is_digit(s[i]))
 				numeric = false;
 			continue;
 		}
@@ -390,7 +365,7 @@ int match_hostname_normalize(const char *s, size_t len, char out[MATCH_NAME_SIZE
 	if (s[len - 1] == '.')
 		len--;
 	for (size_t i = 0; i < len; i++)
-		out[i] = lower(s[i]);
+		out[i] = ascii_lower(s[i]);
 	out[len] = '\0';
 	return 0;
 }
@@ -412,11 +387,11 @@ static bool glob_one(const char *pat, size_t plen, size_t *p, char c)
 	}
 	if (pat[i] == '\\' && i + 1 < plen) {
 		*p = i + 2;
-		return lower(pat[i + 1]) == lower(c);
+		return ascii_lower(pat[i + 1]) == ascii_lower(c);
 	}
 	if (pat[i] != '[') {
 		*p = i + 1;
-		return lower(pat[i]) == lower(c);
+		return ascii_lower(pat[i]) == ascii_lower(c);
 	}
 	/* A class: find its end first; without one, '[' is literal. */
 	j = i + 1;
@@ -435,14 +410,14 @@ static bool glob_one(const char *pat, size_t plen, size_t *p, char c)
 	*p = j + 1;
 	i += neg ? 2 : 1;
 	for (size_t k = i; k < j; k++) {
-		char lo = lower(pat[k]), hi = lo;
+		char lo = ascii_lower(pat[k]), hi = lo;
 
 		if (k + 2 < j && pat[k + 1] == '-') {
-			hi = lower(pat[k + 2]);
+			hi = ascii_lower(pat[k + 2]);
 			k += 2;
 		}
-		if ((unsigned char)lower(c) >= (unsigned char)lo &&
-		    (unsigned char)lower(c) <= (unsigned char)hi)
+		if ((unsigned char)ascii_lower(c) >= (unsigned char)lo &&
+		    (unsigned char)ascii_lower(c) <= (unsigned char)hi)
 			hit = true;
 	}
 	return hit != neg;
@@ -525,7 +500,7 @@ int match_glob_check(const char *pat, size_t plen, char *err, size_t errsz)
 static bool case_equal(const char *a, const char *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (lower(a[i]) != lower(b[i]))
+		if (ascii_lower(a[i]) != ascii_lower(b[i]))
 			return false;
 	return true;
 }
@@ -692,7 +667,7 @@ int match_machine_add_mac(struct match_machine *m, const char *s, size_t len, ch
 
 static bool list_sep(char c)
 {
-	return is_blank(c) || c == ';' || c == ',';
+	return ascii_is_space(c) || c == ';' || c == ',';
 }
 
 int match_machine_add_macs(struct match_machine *m, const char *s, size_t len, char *err,

@@ -60,21 +60,20 @@ static json_t *req_text(const char *s)
 }
 
 static int req_verror(struct req *r, int status, const char *code, const char *field,
-		      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+                      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 static int req_verror(struct req *r, int status, const char *code, const char *field,
-		      const char *fmt, va_list ap)
+                      const char *fmt, va_list ap)
 {
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	json_t *e = json_pack("{s:s, s:o, s:o}", "code", code, "message", req_text(msg), "field",
-			      field ? req_text(field) : json_null());
+	                      field ? req_text(field) : json_null());
 	req_reply(r, status, json_pack("{s:o}", "error", e));
 	return -1;
 }
 
-int req_error(struct req *r, int status, const char *code, const char *field, const char *fmt,
-	      ...)
+int req_error(struct req *r, int status, const char *code, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -108,8 +107,7 @@ int req_not_found(struct req *r, const char *what, int64_t id)
 
 int req_internal(struct req *r)
 {
-	return req_error(r, 500, "internal", NULL,
-			 "internal error; the server log says more");
+	return req_error(r, 500, "internal", NULL, "internal error; the server log says more");
 }
 
 int req_store_error(struct req *r, int code, const char *what)
@@ -118,8 +116,8 @@ int req_store_error(struct req *r, int code, const char *what)
 	case -EEXIST:
 		return req_conflict(r, "name", "a %s with that name already exists", what);
 	case -EBUSY:
-		return req_conflict(r, NULL, "the %s is still in use, or refers to a missing object",
-				    what);
+		return req_conflict(r, NULL,
+		                    "the %s is still in use, or refers to a missing object", what);
 	case -EINVAL:
 		return req_bad(r, NULL, "the %s breaks a rule of the store", what);
 	case -ENOSPC:
@@ -161,6 +159,7 @@ int req_reply_page(struct req *r, json_t *items, int64_t total, int64_t limit, i
 	if (!items)
 		return req_internal(r);
 	return req_reply(r, 200,
-			 json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total", (json_int_t)total,
-				   "limit", (json_int_t)limit, "offset", (json_int_t)offset));
+	                 json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total",
+	                           (json_int_t)total, "limit", (json_int_t)limit, "offset",
+	                           (json_int_t)offset));
 }

@@ -26,19 +26,19 @@ int role_parse(const char *s);
 struct req_user {
 	int64_t id; /* 0 when anonymous */
 	char name[65];
-	int role;	   /* enum role */
-	int64_t token_id;  /* the token this request came with */
+	int role;         /* enum role */
+	int64_t token_id; /* the token this request came with */
 };
 
 struct req {
 	struct srv *srv;
 	const char *method;
-	const char *path; /* after /api/v1 */
+	const char *path;        /* after /api/v1 */
 	int64_t id[REQ_MAX_IDS]; /* the :id segments of the route, in order */
 	int nid;
 	const char *qk[REQ_MAX_QUERY], *qv[REQ_MAX_QUERY]; /* query arguments */
 	int nq;
-	json_t *body; /* the parsed JSON body of POST/PUT/PATCH, else NULL */
+	json_t *body;           /* the parsed JSON body of POST/PUT/PATCH, else NULL */
 	int64_t content_length; /* the declared body length; -1 when not declared (chunked) */
 	struct req_user user;
 	const char *peer; /* client address, for the audit log */
@@ -61,14 +61,14 @@ int req_no_content(struct req *r);
  * the machine-readable word (see docs/api.md), field the request field at
  * fault or NULL. Returns -1 so handlers can `return req_error(...)`.
  */
-int req_error(struct req *r, int status, const char *code, const char *field, const char *fmt,
-	      ...) __attribute__((format(printf, 5, 6)));
+int req_error(struct req *r, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Shorthands for the common cases. */
 int req_bad(struct req *r, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int req_not_found(struct req *r, const char *what, int64_t id);
 int req_conflict(struct req *r, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int req_internal(struct req *r);
 /* Maps a store error code to a response (409 for -EEXIST/-EBUSY, else 500). */
 int req_store_error(struct req *r, int code, const char *what);

@@ -12,30 +12,30 @@
 /* Settings (srvconf.c): INI file, then command-line overrides. */
 struct srvconf {
 	/* [server] */
-	char *listen;	  /* "ADDR:PORT" */
+	char *listen; /* "ADDR:PORT" */
 	char *data_dir;
 	char *log_level;
 	uint64_t threads; /* HTTP worker threads */
 	uint64_t max_connections;
 	/* [api] */
-	uint64_t max_body;	   /* bytes of a JSON request body */
-	uint64_t upload_max;	   /* bytes of an image upload */
-	uint64_t session_ttl_ms;   /* login session lifetime */
+	uint64_t max_body;       /* bytes of a JSON request body */
+	uint64_t upload_max;     /* bytes of an image upload */
+	uint64_t session_ttl_ms; /* login session lifetime */
 	/* [tls] */
-	int tls;		   /* serve HTTPS (default) */
-	char *tls_cert, *tls_key;  /* PEM files; both empty: self-signed in data_dir/tls */
-	char *tls_names;	   /* extra names for the self-signed certificate */
+	int tls;                  /* serve HTTPS (default) */
+	char *tls_cert, *tls_key; /* PEM files; both empty: self-signed in data_dir/tls */
+	char *tls_names;          /* extra names for the self-signed certificate */
 	/* [store] */
-	char *db_path;		   /* empty: data_dir/mlserver.db */
+	char *db_path; /* empty: data_dir/mlserver.db */
 	/* [library] */
 	uint64_t chunk_size;
 	uint64_t zstd_level;
-	uint64_t import_threads;   /* 0: one per CPU */
-	uint64_t imports_max;	   /* imports running at once */
-	char *import_roots;	   /* comma-separated directories path imports may read from */
+	uint64_t import_threads; /* 0: one per CPU */
+	uint64_t imports_max;    /* imports running at once */
+	char *import_roots;      /* comma-separated directories path imports may read from */
 	/* [scheduler] */
-	uint64_t catchup_ms;	   /* how late a missed recurring run may still start */
-	uint64_t tick_ms;	   /* how often due times are checked */
+	uint64_t catchup_ms; /* how late a missed recurring run may still start */
+	uint64_t tick_ms;    /* how often due times are checked */
 };
 
 /* Defaults for every setting, then the file (missing default file is fine). */

@@ -13,45 +13,47 @@
 #include "log.h"
 #include "server.h"
 
-#define K(sec, name, type, field, min, max, help)                                             \
-	{sec, name, type, offsetof(struct srvconf, field), min, max, help}
+#define K(sec, name, type, field, min, max, help)                                                  \
+	{                                                                                          \
+		sec, name, type, offsetof(struct srvconf, field), min, max, help                   \
+	}
 
 static const struct conf_key srvconf_keys[] = {
-	K("server", "listen", CONF_STR, listen, 0, 0,
-	  "address and port of the HTTPS API (ADDR:PORT; [::]:PORT for IPv6)"),
-	K("server", "data_dir", CONF_STR, data_dir, 0, 0,
-	  "directory of the database, chunk store, manifests and certificate"),
-	K("server", "log_level", CONF_STR, log_level, 0, 0, "error, warn, info or debug"),
-	K("server", "threads", CONF_UINT, threads, 1, 256, "HTTP worker threads"),
-	K("server", "max_connections", CONF_UINT, max_connections, 1, 65536,
-	  "open HTTP connections at most"),
-	K("api", "max_body", CONF_SIZE, max_body, 1024, 64ull << 20,
-	  "largest JSON request body (bytes; K, M suffixes)"),
-	K("api", "upload_max", CONF_SIZE, upload_max, 1ull << 20, 1ull << 50,
-	  "largest image upload (bytes; K, M, G, T suffixes)"),
-	K("api", "session_ttl", CONF_DURATION_MS, session_ttl_ms, 60000, 366ull * 86400000,
-	  "lifetime of a login session (e.g. 12h)"),
-	K("tls", "enabled", CONF_BOOL, tls, 0, 1,
-	  "serve HTTPS; turn off only behind a TLS-terminating proxy on the same host"),
-	K("tls", "cert", CONF_STR, tls_cert, 0, 0,
-	  "PEM certificate (chain); empty: a self-signed one in DATA_DIR/tls"),
-	K("tls", "key", CONF_STR, tls_key, 0, 0, "PEM private key of cert"),
-	K("tls", "names", CONF_STR, tls_names, 0, 0,
-	  "extra DNS names and IP addresses for the self-signed certificate, comma-separated"),
-	K("store", "path", CONF_STR, db_path, 0, 0, "SQLite database; empty: DATA_DIR/mlserver.db"),
-	K("library", "chunk_size", CONF_SIZE, chunk_size, 64 << 10, 16 << 20,
-	  "chunk size of imported images (power of two, 64K to 16M)"),
-	K("library", "zstd_level", CONF_UINT, zstd_level, 1, 19, "zstd level of stored chunks"),
-	K("library", "threads", CONF_UINT, import_threads, 0, 256,
-	  "compression threads per import; 0: one per CPU"),
-	K("library", "imports_max", CONF_UINT, imports_max, 1, 64, "imports running at once"),
-	K("library", "import_roots", CONF_STR, import_roots, 0, 0,
-	  "directories that path imports may read from, comma-separated absolute paths "
-	  "(symbolic links are resolved first, so none leads out)"),
-	K("scheduler", "catchup", CONF_DURATION_MS, catchup_ms, 0, 30ull * 86400000,
-	  "a recurring run missed while the server was down still starts when at most this late"),
-	K("scheduler", "tick", CONF_DURATION_MS, tick_ms, 100, 60000,
-	  "how often due deployments are looked for"),
+    K("server", "listen", CONF_STR, listen, 0, 0,
+      "address and port of the HTTPS API (ADDR:PORT; [::]:PORT for IPv6)"),
+    K("server", "data_dir", CONF_STR, data_dir, 0, 0,
+      "directory of the database, chunk store, manifests and certificate"),
+    K("server", "log_level", CONF_STR, log_level, 0, 0, "error, warn, info or debug"),
+    K("server", "threads", CONF_UINT, threads, 1, 256, "HTTP worker threads"),
+    K("server", "max_connections", CONF_UINT, max_connections, 1, 65536,
+      "open HTTP connections at most"),
+    K("api", "max_body", CONF_SIZE, max_body, 1024, 64ull << 20,
+      "largest JSON request body (bytes; K, M suffixes)"),
+    K("api", "upload_max", CONF_SIZE, upload_max, 1ull << 20, 1ull << 50,
+      "largest image upload (bytes; K, M, G, T suffixes)"),
+    K("api", "session_ttl", CONF_DURATION_MS, session_ttl_ms, 60000, 366ull * 86400000,
+      "lifetime of a login session (e.g. 12h)"),
+    K("tls", "enabled", CONF_BOOL, tls, 0, 1,
+      "serve HTTPS; turn off only behind a TLS-terminating proxy on the same host"),
+    K("tls", "cert", CONF_STR, tls_cert, 0, 0,
+      "PEM certificate (chain); empty: a self-signed one in DATA_DIR/tls"),
+    K("tls", "key", CONF_STR, tls_key, 0, 0, "PEM private key of cert"),
+    K("tls", "names", CONF_STR, tls_names, 0, 0,
+      "extra DNS names and IP addresses for the self-signed certificate, comma-separated"),
+    K("store", "path", CONF_STR, db_path, 0, 0, "SQLite database; empty: DATA_DIR/mlserver.db"),
+    K("library", "chunk_size", CONF_SIZE, chunk_size, 64 << 10, 16 << 20,
+      "chunk size of imported images (power of two, 64K to 16M)"),
+    K("library", "zstd_level", CONF_UINT, zstd_level, 1, 19, "zstd level of stored chunks"),
+    K("library", "threads", CONF_UINT, import_threads, 0, 256,
+      "compression threads per import; 0: one per CPU"),
+    K("library", "imports_max", CONF_UINT, imports_max, 1, 64, "imports running at once"),
+    K("library", "import_roots", CONF_STR, import_roots, 0, 0,
+      "directories that path imports may read from, comma-separated absolute paths "
+      "(symbolic links are resolved first, so none leads out)"),
+    K("scheduler", "catchup", CONF_DURATION_MS, catchup_ms, 0, 30ull * 86400000,
+      "a recurring run missed while the server was down still starts when at most this late"),
+    K("scheduler", "tick", CONF_DURATION_MS, tick_ms, 100, 60000,
+      "how often due deployments are looked for"),
 };
 
 #define NKEYS (sizeof(srvconf_keys) / sizeof(srvconf_keys[0]))
@@ -103,12 +105,12 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 	enum log_level lvl;
 	if (log_level_parse(c->log_level, &lvl) < 0) {
 		snprintf(err, errsz, "[server] log_level: '%s' is not error, warn, info or debug",
-			 c->log_level);
+		         c->log_level);
 		return -EINVAL;
 	}
 	if ((c->chunk_size & (c->chunk_size - 1)) != 0) {
 		snprintf(err, errsz, "[library] chunk_size: %llu is not a power of two",
-			 (unsigned long long)c->chunk_size);
+		         (unsigned long long)c->chunk_size);
 		return -EINVAL;
 	}
 	if ((*c->tls_cert == '\0') != (*c->tls_key == '\0')) {
@@ -122,8 +124,9 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 		while (n && p[n - 1] == ' ')
 			n--;
 		if (n && *p != '/') {
-			snprintf(err, errsz, "[library] import_roots: '%.*s' is not an absolute path",
-				 (int)(n > 200 ? 200 : n), p);
+			snprintf(err, errsz,
+			         "[library] import_roots: '%.*s' is not an absolute path",
+			         (int)(n > 200 ? 200 : n), p);
 			return -EINVAL;
 		}
 		p += strcspn(p, ",");
@@ -161,15 +164,16 @@ void srvconf_dump(const struct srvconf *c, void *file)
 			fprintf(f, "%s = %s\n", k->name, *(char *const *)(const void *)p);
 			break;
 		case CONF_BOOL:
-			fprintf(f, "%s = %s\n", k->name, *(const int *)(const void *)p ? "yes" : "no");
+			fprintf(f, "%s = %s\n", k->name,
+			        *(const int *)(const void *)p ? "yes" : "no");
 			break;
 		case CONF_DURATION_MS:
 			fprintf(f, "%s = %llums\n", k->name,
-				(unsigned long long)*(const uint64_t *)(const void *)p);
+			        (unsigned long long)*(const uint64_t *)(const void *)p);
 			break;
 		default:
 			fprintf(f, "%s = %llu\n", k->name,
-				(unsigned long long)*(const uint64_t *)(const void *)p);
+			        (unsigned long long)*(const uint64_t *)(const void *)p);
 		}
 	}
 }

@@ -74,12 +74,12 @@ static int store_code(struct store *s, int rc, const char *sql)
 }
 
 static int store_bindv(struct store *s, sqlite3_stmt *st, const char *sql, const char *types,
-		       va_list ap)
+                       va_list ap)
 {
 	int n = types ? (int)strlen(types) : 0;
 	if (n != sqlite3_bind_parameter_count(st)) {
 		log_error("store: %d arguments for %d parameters (%s)", n,
-			  sqlite3_bind_parameter_count(st), sql);
+		          sqlite3_bind_parameter_count(st), sql);
 		return -EINVAL;
 	}
 	for (int i = 0; i < n; i++) {
@@ -116,8 +116,7 @@ static int store_bindv(struct store *s, sqlite3_stmt *st, const char *sql, const
 	return 0;
 }
 
-static sqlite3_stmt *store_preparev(struct store *s, const char *sql, const char *types,
-				    va_list ap)
+static sqlite3_stmt *store_preparev(struct store *s, const char *sql, const char *types, va_list ap)
 {
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -208,8 +207,7 @@ int store_int(struct store *s, int64_t *out, const char *sql, const char *types,
 	return ret;
 }
 
-static struct store_q *store_queryv(struct store *s, const char *sql, const char *types,
-				    va_list ap)
+static struct store_q *store_queryv(struct store *s, const char *sql, const char *types, va_list ap)
 {
 	store_lock(s);
 	sqlite3_stmt *st = store_preparev(s, sql, types, ap);
@@ -423,12 +421,11 @@ int store_open_sqlite(const char *path, struct store **out, char *err, size_t er
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&s->mu, &ma);
 	pthread_mutexattr_destroy(&ma);
-	int rc = sqlite3_open_v2(path, &s->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-				 NULL);
+	int rc = sqlite3_open_v2(
+	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errsz, "cannot open database %s: %s", path,
-			 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, 5000);

@@ -28,7 +28,7 @@ void targets_free(struct targets *t)
 
 /* Checks that every id in ids exists in table; -1 with a 400 naming the first missing. */
 static int targets_exist(struct req *r, const char *field, const char *table, const char *what,
-			 const int64_t *ids, size_t n)
+                         const int64_t *ids, size_t n)
 {
 	char sql[128];
 	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE id = ?", table);
@@ -38,7 +38,7 @@ static int targets_exist(struct req *r, const char *field, const char *table, co
 			return req_internal(r);
 		if (c == 0)
 			return req_bad(r, field, "%s: no %s with id %lld", field, what,
-				       (long long)ids[i]);
+			               (long long)ids[i]);
 	}
 	return 0;
 }
@@ -80,7 +80,7 @@ int targets_save(struct store *s, enum targets_table tab, int64_t owner, const s
 	char sql[256];
 	int rc;
 	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?", targets_tables[tab],
-		 targets_owner[tab]);
+	         targets_owner[tab]);
 	if ((rc = store_exec(s, sql, "i", owner)) < 0)
 		return rc;
 	static const char *const cols[] = {"machine_id", "group_id", "criterion_id"};
@@ -88,7 +88,7 @@ int targets_save(struct store *s, enum targets_table tab, int64_t owner, const s
 	size_t counts[] = {t->nm, t->ng, t->nc};
 	for (int k = 0; k < 3; k++) {
 		snprintf(sql, sizeof(sql), "INSERT INTO %s (%s, %s) VALUES (?, ?)",
-			 targets_tables[tab], targets_owner[tab], cols[k]);
+		         targets_tables[tab], targets_owner[tab], cols[k]);
 		for (size_t i = 0; i < counts[k]; i++) {
 			/* The same id twice in one list is stored once. */
 			bool dup = false;
@@ -105,8 +105,8 @@ json_t *targets_json(struct store *s, enum targets_table tab, int64_t owner)
 {
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-		 "SELECT machine_id, group_id, criterion_id FROM %s WHERE %s = ? ORDER BY id",
-		 targets_tables[tab], targets_owner[tab]);
+	         "SELECT machine_id, group_id, criterion_id FROM %s WHERE %s = ? ORDER BY id",
+	         targets_tables[tab], targets_owner[tab]);
 	struct store_q *q = store_query(s, sql, "i", owner);
 	if (!q)
 		return NULL;
@@ -176,7 +176,7 @@ static int targets_criterion_into(struct store *s, int64_t id, struct idv *a)
 	bool has_glob = false, has_domain = false, has_subnet = false, has_room = false;
 	bool has_tag = false;
 	struct store_q *q = store_query(
-		s, "SELECT name_glob, domain, subnet, room, tag FROM criteria WHERE id = ?", "i", id);
+	    s, "SELECT name_glob, domain, subnet, room, tag FROM criteria WHERE id = ?", "i", id);
 	if (!q)
 		return -EIO;
 	int rc = store_next(q);
@@ -206,11 +206,11 @@ static int targets_criterion_into(struct store *s, int64_t id, struct idv *a)
 	 * are checked here, with the same matchers the API validates with.
 	 */
 	q = store_query(s,
-			"SELECT m.id, m.name, m.ip FROM machines m"
-			" WHERE (? = 0 OR m.room = ?)"
-			" AND (? = 0 OR EXISTS (SELECT 1 FROM machine_tags t"
-			"  WHERE t.machine_id = m.id AND t.tag = ?))",
-			"dtdt", (int)has_room, room, (int)has_tag, tag);
+	                "SELECT m.id, m.name, m.ip FROM machines m"
+	                " WHERE (? = 0 OR m.room = ?)"
+	                " AND (? = 0 OR EXISTS (SELECT 1 FROM machine_tags t"
+	                "  WHERE t.machine_id = m.id AND t.tag = ?))",
+	                "dtdt", (int)has_room, room, (int)has_tag, tag);
 	if (!q)
 		return -EIO;
 	while ((rc = store_next(q)) == 1) {
@@ -252,17 +252,17 @@ int targets_criterion(struct store *s, int64_t id, int64_t **ids, size_t *n)
 }
 
 int targets_resolve(struct store *s, enum targets_table tab, int64_t owner, int64_t **ids,
-		    size_t *n)
+                    size_t *n)
 {
 	char sql[512];
 	struct idv a = {0}, crit = {0};
 	int rc;
 	/* Machines named directly and members of named groups, in one query. */
 	snprintf(sql, sizeof(sql),
-		 "SELECT t.machine_id FROM %1$s t WHERE t.%2$s = ? AND t.machine_id IS NOT NULL"
-		 " UNION SELECT gm.machine_id FROM %1$s t JOIN group_members gm"
-		 " ON gm.group_id = t.group_id WHERE t.%2$s = ?",
-		 targets_tables[tab], targets_owner[tab]);
+	         "SELECT t.machine_id FROM %1$s t WHERE t.%2$s = ? AND t.machine_id IS NOT NULL"
+	         " UNION SELECT gm.machine_id FROM %1$s t JOIN group_members gm"
+	         " ON gm.group_id = t.group_id WHERE t.%2$s = ?",
+	         targets_tables[tab], targets_owner[tab]);
 	struct store_q *q = store_query(s, sql, "ii", owner, owner);
 	if (!q)
 		return -EIO;
@@ -273,8 +273,8 @@ int targets_resolve(struct store *s, enum targets_table tab, int64_t owner, int6
 		}
 	store_done(q);
 	snprintf(sql, sizeof(sql),
-		 "SELECT criterion_id FROM %s WHERE %s = ? AND criterion_id IS NOT NULL",
-		 targets_tables[tab], targets_owner[tab]);
+	         "SELECT criterion_id FROM %s WHERE %s = ? AND criterion_id IS NOT NULL",
+	         targets_tables[tab], targets_owner[tab]);
 	if (rc == 0 && (q = store_query(s, sql, "i", owner))) {
 		while ((rc = store_next(q)) == 1)
 			if (idv_push(&crit, store_col_int(q, 0)) < 0) {

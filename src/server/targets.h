@@ -48,7 +48,7 @@ json_t *targets_json(struct store *s, enum targets_table tab, int64_t owner);
  * malloc'ed array (free it). Returns 0 or a negative store code.
  */
 int targets_resolve(struct store *s, enum targets_table tab, int64_t owner, int64_t **ids,
-		    size_t *n);
+                    size_t *n);
 
 /* The machines criterion id matches now (sorted). 0, -ENOENT (no such criterion), or < 0. */
 int targets_criterion(struct store *s, int64_t id, int64_t **ids, size_t *n);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "log.h"
 #include "timewin.h"
 
@@ -20,31 +21,6 @@ static const char *const day_names[7] = {"sun", "mon", "tue", "wed", "thu", "fri
 static const char *const day_full[7] = {"sunday",   "monday", "tuesday", "wednesday",
                                         "thursday", "friday", "saturday"};
 
-static bool is_blank(char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
-
-static bool is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
-static char lower(char ch)
-{
-	return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-}
-
-static bool word_is(const char *p, size_t n, const char *word)
-{
-	size_t i;
-
-	for (i = 0; i < n && word[i] != '\0'; i++)
-		if (lower(p[i]) != word[i])
-			return false;
-	return i == n && word[i] == '\0';
-}
-
 /* A span of the input. */
 struct span {
 	const char *p;
@@ -53,11 +29,11 @@ struct span {
 
 static struct span trim(struct span s)
 {
-	while (s.n > 0 && is_blank(s.p[0])) {
+	while (s.n > 0 && ascii_is_blank(s.p[0])) {
 		s.p++;
 		s.n--;
 	}
-	while (s.n > 0 && is_blank(s.p[s.n - 1]))
+	while (s.n > 0 && ascii_is_blank(s.p[s.n - 1]))
 		s.n--;
 	return s;
 }
@@ -102,7 +78,7 @@ static int fail(char *err, size_t errsz, struct span s, const char *what)
 static int parse_day(struct span s, int *day, char *err, size_t errsz)
 {
 	for (int d = 0; d < 7; d++) {
-		if (word_is(s.p, s.n, day_names[d]) || word_is(s.p, s.n, day_full[d])) {
+		if (ascii_word_is(s.p, s.n, day_names[d]) || ascii_word_is(s.p, s.n, day_full[d])) {
 			*day = d;
 			return 0;
 		}
@@ -149,12 +125,12 @@ static int parse_time(struct span s, unsigned *minutes, char *err, size_t errsz)
 	size_t h = 0;
 	unsigned hour = 0, min;
 
-	while (h < s.n && h < 3 && is_digit(s.p[h])) {
+	while (h < s.n && h < 3 && ascii_is_digit(s.p[h])) {
 		hour = hour * 10 + (unsigned)(s.p[h] - '0');
 		h++;
 	}
-	if (h == 0 || h > 2 || s.n != h + 3 || s.p[h] != ':' || !is_digit(s.p[h + 1]) ||
-	    !is_digit(s.p[h + 2]))
+	if (h == 0 || h > 2 || s.n != h + 3 || s.p[h] != ':' || !ascii_is_digit(s.p[h + 1]) ||
+	    !ascii_is_digit(s.p[h + 2]))
 		return fail(err, errsz, s, "is not a time (HH:MM, 00:00 to 24:00)");
 	min = (unsigned)(s.p[h + 1] - '0') * 10 + (unsigned)(s.p[h + 2] - '0');
 	if (hour > 24 || min > 59 || (hour == 24 && min > 0))
@@ -259,7 +235,7 @@ int timewin_parse(const char *text, size_t len, struct timewin *out, char *err, 
 			return -EINVAL;
 		}
 		/* The days run up to the first digit, where the times begin. */
-		for (k = 0; k < clause.n && !is_digit(clause.p[k]); k++)
+		for (k = 0; k < clause.n && !ascii_is_digit(clause.p[k]); k++)
 			;
 		days = trim((struct span){clause.p, k});
 		times = trim((struct span){clause.p + k, clause.n - k});

@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "log.h"
 #include "fileio.h"
 #include "tls.h"
 
@@ -42,20 +43,6 @@ struct tls_material {
 	char fp[TLS_FP_COLON_LEN + 1];
 	char fp_hex[TLS_FP_HEX_LEN + 1];
 };
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * The reason of the most recent OpenSSL error, for a message; clears the
@@ -184,7 +171,8 @@ static int san_add(GENERAL_NAMES *gens, const char *name, char *err, size_t errs
 		v = (const unsigned char *)name;
 		len = (int)strlen(name);
 	} else {
-		set_err(err, errsz, "tls: \"%.64s\" is neither a DNS name nor an IP address", name);
+		log_seterr(err, errsz, "tls: \"%.64s\" is neither a DNS name nor an IP address",
+		           name);
 		return -EINVAL;
 	}
 	if (san_has(gens, type, v, len))
@@ -201,7 +189,7 @@ static int san_add(GENERAL_NAMES *gens, const char *name, char *err, size_t errs
 nomem:
 	ASN1_STRING_free(s);
 	GENERAL_NAME_free(g);
-	set_err(err, errsz, "tls: out of memory");
+	log_seterr(err, errsz, "tls: out of memory");
 	return -ENOMEM;
 }
 
@@ -238,19 +226,19 @@ int tls_generate(const char *hostname, const char *const *extra_names, size_t n_
 	*cert_pem = NULL;
 	*key_pem = NULL;
 	if (!hostname || strlen(hostname) > TLS_CN_MAX || !dns_name_ok(hostname, false)) {
-		set_err(err, errsz,
-		        "tls: host name \"%.64s\" is not a DNS name of at most %d characters",
-		        hostname ? hostname : "", TLS_CN_MAX);
+		log_seterr(err, errsz,
+		           "tls: host name \"%.64s\" is not a DNS name of at most %d characters",
+		           hostname ? hostname : "", TLS_CN_MAX);
 		return -EINVAL;
 	}
 	if (n_extra > TLS_EXTRA_NAMES_MAX || (n_extra > 0 && !extra_names)) {
-		set_err(err, errsz, "tls: at most %d extra names", TLS_EXTRA_NAMES_MAX);
+		log_seterr(err, errsz, "tls: at most %d extra names", TLS_EXTRA_NAMES_MAX);
 		return -EINVAL;
 	}
 	gens = sk_GENERAL_NAME_new_null();
 	if (!gens) {
 		ret = -ENOMEM;
-		set_err(err, errsz, "tls: out of memory");
+		log_seterr(err, errsz, "tls: out of memory");
 		goto out;
 	}
 	ret = san_add(gens, hostname, err, errsz);
@@ -266,12 +254,12 @@ int tls_generate(const char *hostname, const char *const *extra_names, size_t n_
 
 	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	if (!pkey) {
-		set_err(err, errsz, "tls: cannot generate an ECDSA P-256 key: %s", ssl_reason());
+		log_seterr(err, errsz, "tls: cannot generate an ECDSA P-256 key: %s", ssl_reason());
 		goto out;
 	}
 	x = X509_new();
 	if (!x || RAND_bytes(serial, sizeof(serial)) != 1) {
-		set_err(err, errsz, "tls: cannot start a certificate: %s", ssl_reason());
+		log_seterr(err, errsz, "tls: cannot start a certificate: %s", ssl_reason());
 		goto out;
 	}
 	/* A zero serial is not allowed; the odds are 2^-128 but the fix is free. */
@@ -291,7 +279,7 @@ int tls_generate(const char *hostname, const char *const *extra_names, size_t n_
 	    add_ext(x, NID_ext_key_usage, "serverAuth") < 0 ||
 	    add_ext(x, NID_subject_key_identifier, "hash") < 0 ||
 	    X509_sign(x, pkey, EVP_sha256()) <= 0) {
-		set_err(err, errsz, "tls: cannot build the certificate: %s", ssl_reason());
+		log_seterr(err, errsz, "tls: cannot build the certificate: %s", ssl_reason());
 		goto out;
 	}
 	cb = BIO_new(BIO_s_mem());
@@ -299,7 +287,7 @@ int tls_generate(const char *hostname, const char *const *extra_names, size_t n_
 	kb = BIO_new(BIO_s_secmem());
 	if (!cb || !kb || !PEM_write_bio_X509(cb, x) ||
 	    !PEM_write_bio_PrivateKey(kb, pkey, NULL, NULL, 0, NULL, NULL)) {
-		set_err(err, errsz, "tls: cannot encode the new pair: %s", ssl_reason());
+		log_seterr(err, errsz, "tls: cannot encode the new pair: %s", ssl_reason());
 		goto out;
 	}
 	*cert_pem = bio_to_string(cb, NULL);
@@ -310,7 +298,7 @@ int tls_generate(const char *hostname, const char *const *extra_names, size_t n_
 		*cert_pem = NULL;
 		*key_pem = NULL;
 		ret = -ENOMEM;
-		set_err(err, errsz, "tls: out of memory");
+		log_seterr(err, errsz, "tls: out of memory");
 		goto out;
 	}
 	ret = 0;
@@ -345,13 +333,13 @@ static int read_certs(const char *cert, size_t cert_len, const char *label, X509
 
 	*leaf = NULL;
 	if (!in) {
-		set_err(err, errsz, "tls: out of memory");
+		log_seterr(err, errsz, "tls: out of memory");
 		return -ENOMEM;
 	}
 	*leaf = PEM_read_bio_X509(in, NULL, no_password, NULL);
 	if (!*leaf) {
 		ERR_clear_error();
-		set_err(err, errsz, "%s: no PEM certificate found", label);
+		log_seterr(err, errsz, "%s: no PEM certificate found", label);
 		goto out;
 	}
 	if (!PEM_write_bio_X509(pem, *leaf))
@@ -367,13 +355,13 @@ static int read_certs(const char *cert, size_t cert_len, const char *label, X509
 			if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
 			    ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
 				break;
-			set_err(err, errsz, "%s: certificate %d is not valid PEM", label, i + 1);
+			log_seterr(err, errsz, "%s: certificate %d is not valid PEM", label, i + 1);
 			goto out;
 		}
 		if (i > TLS_CHAIN_MAX) {
 			X509_free(c);
-			set_err(err, errsz, "%s: more than %d chain certificates", label,
-			        TLS_CHAIN_MAX);
+			log_seterr(err, errsz, "%s: more than %d chain certificates", label,
+			           TLS_CHAIN_MAX);
 			goto out;
 		}
 		if (!PEM_write_bio_X509(pem, c)) {
@@ -386,7 +374,7 @@ static int read_certs(const char *cert, size_t cert_len, const char *label, X509
 	goto out;
 nomem:
 	ret = -ENOMEM;
-	set_err(err, errsz, "%s: cannot encode the certificate: %s", label, ssl_reason());
+	log_seterr(err, errsz, "%s: cannot encode the certificate: %s", label, ssl_reason());
 out:
 	if (ret < 0) {
 		X509_free(*leaf);
@@ -416,12 +404,12 @@ static int material_build(const char *cert, size_t cert_len, const char *key, si
 	if (err && errsz)
 		err[0] = '\0';
 	if (!cert || !key) {
-		set_err(err, errsz, "tls: no certificate or key text");
+		log_seterr(err, errsz, "tls: no certificate or key text");
 		return -EINVAL;
 	}
 	if (cert_len > TLS_PEM_MAX || key_len > TLS_PEM_MAX) {
-		set_err(err, errsz, "%s: larger than %d bytes",
-		        cert_len > TLS_PEM_MAX ? clabel : klabel, TLS_PEM_MAX);
+		log_seterr(err, errsz, "%s: larger than %d bytes",
+		           cert_len > TLS_PEM_MAX ? clabel : klabel, TLS_PEM_MAX);
 		return -EFBIG;
 	}
 	m = calloc(1, sizeof(*m));
@@ -430,7 +418,7 @@ static int material_build(const char *cert, size_t cert_len, const char *key, si
 	kin = BIO_new_mem_buf(key, (int)key_len);
 	if (!m || !cout || !kout || !kin) {
 		ret = -ENOMEM;
-		set_err(err, errsz, "tls: out of memory");
+		log_seterr(err, errsz, "tls: out of memory");
 		goto out;
 	}
 	ret = read_certs(cert, cert_len, clabel, &leaf, cout, err, errsz);
@@ -441,37 +429,39 @@ static int material_build(const char *cert, size_t cert_len, const char *key, si
 		ERR_clear_error();
 		ret = -EBADMSG;
 		if (memmem(key, key_len, "ENCRYPTED", 9))
-			set_err(err, errsz,
-			        "%s: the private key is encrypted; mlserver needs it unencrypted",
-			        klabel);
+			log_seterr(
+			    err, errsz,
+			    "%s: the private key is encrypted; mlserver needs it unencrypted",
+			    klabel);
 		else
-			set_err(err, errsz, "%s: no PEM private key found", klabel);
+			log_seterr(err, errsz, "%s: no PEM private key found", klabel);
 		goto out;
 	}
 	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), pkey) != 1) {
 		ERR_clear_error();
 		ret = -EKEYREJECTED;
-		set_err(err, errsz, "%s: the private key does not belong to the certificate in %s",
-		        klabel, clabel);
+		log_seterr(err, errsz,
+		           "%s: the private key does not belong to the certificate in %s", klabel,
+		           clabel);
 		goto out;
 	}
 	if (!ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm)) {
 		ret = -EBADMSG;
-		set_err(err, errsz, "%s: the certificate's end date is not valid", clabel);
+		log_seterr(err, errsz, "%s: the certificate's end date is not valid", clabel);
 		goto out;
 	}
 	m->not_after = timegm(&tm);
 	if (m->not_after <= now) {
 		fmt_utc(m->not_after, when, sizeof(when));
 		ret = -EKEYEXPIRED;
-		set_err(err, errsz, "%s: the certificate expired on %s", clabel, when);
+		log_seterr(err, errsz, "%s: the certificate expired on %s", clabel, when);
 		goto out;
 	}
 	m->expires_soon = m->not_after - now < (time_t)TLS_EXPIRY_WARN_DAYS * 86400;
 	if (!X509_digest(leaf, EVP_sha256(), md, &mdlen) || mdlen != 32 ||
 	    !PEM_write_bio_PrivateKey(kout, pkey, NULL, NULL, 0, NULL, NULL)) {
 		ret = -EIO;
-		set_err(err, errsz, "%s: cannot encode: %s", klabel, ssl_reason());
+		log_seterr(err, errsz, "%s: cannot encode: %s", klabel, ssl_reason());
 		goto out;
 	}
 	for (unsigned int i = 0; i < 32; i++) {
@@ -486,7 +476,7 @@ static int material_build(const char *cert, size_t cert_len, const char *key, si
 	m->key_pem = bio_to_string(kout, &m->key_len);
 	if (!m->cert_pem || !m->key_pem) {
 		ret = -ENOMEM;
-		set_err(err, errsz, "tls: out of memory");
+		log_seterr(err, errsz, "tls: out of memory");
 		goto out;
 	}
 	*out = m;
@@ -527,34 +517,34 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		ret = -errno;
-		set_err(err, errsz, "cannot open %s: %s", path, strerror(-ret));
+		log_seterr(err, errsz, "cannot open %s: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		set_err(err, errsz, "cannot stat %s: %s", path, strerror(-ret));
+		log_seterr(err, errsz, "cannot stat %s: %s", path, strerror(-ret));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		ret = -EINVAL;
-		set_err(err, errsz, "%s: not a regular file", path);
+		log_seterr(err, errsz, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_size > TLS_PEM_MAX) {
 		ret = -EFBIG;
-		set_err(err, errsz, "%s: larger than %d bytes", path, TLS_PEM_MAX);
+		log_seterr(err, errsz, "%s: larger than %d bytes", path, TLS_PEM_MAX);
 		goto out;
 	}
 	b = malloc((size_t)st.st_size + 1);
 	if (!b) {
 		ret = -ENOMEM;
-		set_err(err, errsz, "tls: out of memory");
+		log_seterr(err, errsz, "tls: out of memory");
 		goto out;
 	}
 	got = fio_pread_upto(fd, b, (size_t)st.st_size, 0);
 	if (got < 0) {
 		ret = (int)got;
-		set_err(err, errsz, "cannot read %s: %s", path, strerror(-ret));
+		log_seterr(err, errsz, "cannot read %s: %s", path, strerror(-ret));
 		goto out;
 	}
 	b[got] = '\0';
@@ -589,7 +579,7 @@ static int load_pair(const char *cert_path, const char *key_path, struct tls_mat
 			tls_material_free(*out);
 			*out = NULL;
 			ret = -ENOMEM;
-			set_err(err, errsz, "tls: out of memory");
+			log_seterr(err, errsz, "tls: out of memory");
 		}
 	}
 	free(cert);
@@ -606,14 +596,14 @@ static int write_atomic(const char *path, const char *data, size_t len, mode_t m
 
 	n = snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		set_err(err, errsz, "%s: path too long", path);
+		log_seterr(err, errsz, "%s: path too long", path);
 		return -ENAMETOOLONG;
 	}
 	/* mkostemp() creates the file 0600, so the key is never readable by others. */
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		set_err(err, errsz, "cannot create %s: %s", tmp, strerror(-ret));
+		log_seterr(err, errsz, "cannot create %s: %s", tmp, strerror(-ret));
 		return ret;
 	}
 	if (fchmod(fd, mode) < 0) {
@@ -635,7 +625,7 @@ static int write_atomic(const char *path, const char *data, size_t len, mode_t m
 	}
 	return 0;
 fail:
-	set_err(err, errsz, "cannot write %s: %s", path, strerror(-ret));
+	log_seterr(err, errsz, "cannot write %s: %s", path, strerror(-ret));
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
@@ -676,7 +666,7 @@ static int create_pair(const char *dir, const char *cert_path, const char *key_p
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0) {
 		ret = -errno;
-		set_err(err, errsz, "cannot sync %s: %s", dir, strerror(-ret));
+		log_seterr(err, errsz, "cannot sync %s: %s", dir, strerror(-ret));
 		goto out;
 	}
 	ret = material_build(cert, strlen(cert), key, strlen(key), now, cert_path, key_path, out,
@@ -688,7 +678,7 @@ static int create_pair(const char *dir, const char *cert_path, const char *key_p
 			tls_material_free(*out);
 			*out = NULL;
 			ret = -ENOMEM;
-			set_err(err, errsz, "tls: out of memory");
+			log_seterr(err, errsz, "tls: out of memory");
 		}
 	}
 out:
@@ -722,41 +712,41 @@ int tls_load_or_create(const char *cert_path, const char *key_path, const char *
 	if (err && errsz)
 		err[0] = '\0';
 	if (have_cert != have_key) {
-		set_err(err, errsz,
-		        "tls: a certificate file needs its key file and the other way round");
+		log_seterr(err, errsz,
+		           "tls: a certificate file needs its key file and the other way round");
 		return -EINVAL;
 	}
 	if (have_cert)
 		return load_pair(cert_path, key_path, out, err, errsz);
 	if (!data_dir || !*data_dir) {
-		set_err(err, errsz, "tls: no certificate configured and no data directory");
+		log_seterr(err, errsz, "tls: no certificate configured and no data directory");
 		return -EINVAL;
 	}
 	if (path_join(dir, sizeof(dir), data_dir, "tls") < 0 ||
 	    path_join(crt, sizeof(crt), dir, "server.crt") < 0 ||
 	    path_join(key, sizeof(key), dir, "server.key") < 0) {
-		set_err(err, errsz, "tls: data directory path too long");
+		log_seterr(err, errsz, "tls: data directory path too long");
 		return -ENAMETOOLONG;
 	}
 	if (stat(crt, &st) == 0) {
 		/* An existing certificate may be pinned by agents: never replace it silently. */
 		if (stat(key, &st) < 0 && errno == ENOENT) {
-			set_err(err, errsz,
-			        "%s exists but %s does not; remove %s to generate a new pair "
-			        "(agents must then pin the new fingerprint)",
-			        crt, key, crt);
+			log_seterr(err, errsz,
+			           "%s exists but %s does not; remove %s to generate a new pair "
+			           "(agents must then pin the new fingerprint)",
+			           crt, key, crt);
 			return -ENOENT;
 		}
 		return load_pair(crt, key, out, err, errsz);
 	}
 	if (errno != ENOENT) {
 		ret = -errno;
-		set_err(err, errsz, "cannot stat %s: %s", crt, strerror(-ret));
+		log_seterr(err, errsz, "cannot stat %s: %s", crt, strerror(-ret));
 		return ret;
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		ret = -errno;
-		set_err(err, errsz, "cannot create %s: %s", dir, strerror(-ret));
+		log_seterr(err, errsz, "cannot create %s: %s", dir, strerror(-ret));
 		return ret;
 	}
 	ret = create_pair(dir, crt, key, extra_names, n_extra, out, err, errsz);

@@ -48,9 +48,9 @@ static void fz_init(void)
 	}
 	/* A known hash: hashing at start-up would cost 19 MiB and time per run. */
 	if (store_insert(fz_srv.store, &id,
-			 "INSERT INTO users (username, role, pw_hash, created_at, updated_at)"
-			 " VALUES ('admin', 'admin', NULL, 0, 0) RETURNING id",
-			 NULL) < 0 ||
+	                 "INSERT INTO users (username, role, pw_hash, created_at, updated_at)"
+	                 " VALUES ('admin', 'admin', NULL, 0, 0) RETURNING id",
+	                 NULL) < 0 ||
 	    auth_token_new(fz_srv.store, id, "api", "fuzz", 0, fz_token, &tid) < 0)
 		abort();
 	/*
@@ -59,14 +59,14 @@ static void fz_init(void)
 	 * importing version, a machine in a group, and a criterion.
 	 */
 	static const char *const rows[] = {
-		"INSERT INTO images (name, created_at, updated_at) VALUES ('img', 0, 0)",
-		"INSERT INTO image_versions (image_id, number, state, created_at)"
-		" VALUES (1, 1, 'ready', 0), (1, 2, 'importing', 0)",
-		"INSERT INTO machines (name, ip, room, created_at, updated_at)"
-		" VALUES ('pc-1', '10.0.0.1', 'B', 0, 0)",
-		"INSERT INTO mgroups (name, created_at, updated_at) VALUES ('g', 0, 0)",
-		"INSERT INTO group_members (group_id, machine_id) VALUES (1, 1)",
-		"INSERT INTO criteria (name, room, created_at, updated_at) VALUES ('b', 'B', 0, 0)",
+	    "INSERT INTO images (name, created_at, updated_at) VALUES ('img', 0, 0)",
+	    "INSERT INTO image_versions (image_id, number, state, created_at)"
+	    " VALUES (1, 1, 'ready', 0), (1, 2, 'importing', 0)",
+	    "INSERT INTO machines (name, ip, room, created_at, updated_at)"
+	    " VALUES ('pc-1', '10.0.0.1', 'B', 0, 0)",
+	    "INSERT INTO mgroups (name, created_at, updated_at) VALUES ('g', 0, 0)",
+	    "INSERT INTO group_members (group_id, machine_id) VALUES (1, 1)",
+	    "INSERT INTO criteria (name, room, created_at, updated_at) VALUES ('b', 'B', 0, 0)",
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (store_exec(fz_srv.store, rows[i], NULL) < 0)

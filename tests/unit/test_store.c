@@ -42,7 +42,7 @@ static void test_migrations(void **state)
 	assert_int_equal(store_open_sqlite(path, &s, err, sizeof(err)), 0);
 	assert_int_equal(store_schema_version(s), store_schema_latest());
 	assert_true(store_exec(s, "INSERT INTO settings (key, value) VALUES ('a', 'b')", NULL) ==
-		    1);
+	            1);
 	store_close(s);
 	/* Reopening applies nothing again and keeps the data. */
 	assert_int_equal(store_open_sqlite(path, &s, err, sizeof(err)), 0);
@@ -76,22 +76,21 @@ static void test_codes(void **state)
 	struct store *s = open_mem();
 	int64_t id = 0, id2 = 0;
 	const char *ins = "INSERT INTO mgroups (name, created_at, updated_at) VALUES (?, 1, 1)"
-			  " RETURNING id";
+	                  " RETURNING id";
 	assert_int_equal(store_insert(s, &id, ins, "t", "lab"), 0);
 	assert_true(id > 0);
 	assert_int_equal(store_insert(s, &id2, ins, "t", "lab"), -EEXIST);
 	assert_int_equal(store_insert(s, &id2, ins, "t", NULL), -EINVAL);
 	/* A foreign key to a missing row. */
-	assert_int_equal(store_exec(s, "INSERT INTO group_members VALUES (?, ?)", "ii", id,
-				    (int64_t)4242),
-			 -EBUSY);
+	assert_int_equal(
+	    store_exec(s, "INSERT INTO group_members VALUES (?, ?)", "ii", id, (int64_t)4242),
+	    -EBUSY);
 	/* Wrong argument count is refused, not run. */
 	assert_true(store_exec(s, "DELETE FROM mgroups WHERE id = ?", "ii", id, id) < 0);
 	assert_int_equal(store_exec(s, "DELETE FROM mgroups WHERE id = ?", "i", id), 1);
 	assert_int_equal(store_exec(s, "DELETE FROM mgroups WHERE id = ?", "i", id), 0);
 	int64_t v;
-	assert_int_equal(store_int(s, &v, "SELECT id FROM mgroups WHERE id = ?", "i", id),
-			 -ENOENT);
+	assert_int_equal(store_int(s, &v, "SELECT id FROM mgroups WHERE id = ?", "i", id), -ENOENT);
 	assert_true(store_exec(s, "SELECT nonsense FROM nowhere", NULL) < 0);
 	store_close(s);
 }
@@ -100,23 +99,24 @@ static void test_json_rows(void **state)
 {
 	(void)state;
 	struct store *s = open_mem();
-	assert_int_equal(store_exec(s,
-				    "INSERT INTO images (name, offline, vlan, created_at, updated_at)"
-				    " VALUES ('w11', 1, NULL, 1764162000, 0)",
-				    NULL),
-			 1);
+	assert_int_equal(
+	    store_exec(s,
+	               "INSERT INTO images (name, offline, vlan, created_at, updated_at)"
+	               " VALUES ('w11', 1, NULL, 1764162000, 0)",
+	               NULL),
+	    1);
 	bool found;
 	json_t *o = store_row1_json(s, &found,
-				    "SELECT id, name, offline AS \"offline:b\", vlan,"
-				    " created_at AS \"created_at:t\", '[1,2]' AS \"l:j\", cpus"
-				    " FROM images",
-				    NULL);
+	                            "SELECT id, name, offline AS \"offline:b\", vlan,"
+	                            " created_at AS \"created_at:t\", '[1,2]' AS \"l:j\", cpus"
+	                            " FROM images",
+	                            NULL);
 	assert_true(found);
 	assert_string_equal(json_string_value(json_object_get(o, "name")), "w11");
 	assert_true(json_is_true(json_object_get(o, "offline")));
 	assert_true(json_is_null(json_object_get(o, "vlan")));
 	assert_string_equal(json_string_value(json_object_get(o, "created_at")),
-			    "2025-11-26T13:00:00Z");
+	                    "2025-11-26T13:00:00Z");
 	assert_int_equal(json_array_size(json_object_get(o, "l")), 2);
 	assert_int_equal(json_integer_value(json_object_get(o, "cpus")), 2);
 	json_decref(o);
@@ -246,11 +246,12 @@ static void test_auth(void **state)
 
 	struct store *s = open_mem();
 	int64_t uid, tid;
-	assert_int_equal(store_insert(s, &uid,
-				      "INSERT INTO users (username, role, pw_hash, created_at,"
-				      " updated_at) VALUES ('ann', 'operator', ?, 0, 0) RETURNING id",
-				      "t", hash),
-			 0);
+	assert_int_equal(
+	    store_insert(s, &uid,
+	                 "INSERT INTO users (username, role, pw_hash, created_at,"
+	                 " updated_at) VALUES ('ann', 'operator', ?, 0, 0) RETURNING id",
+	                 "t", hash),
+	    0);
 	struct req_user u;
 	memset(&u, 0, sizeof(u));
 	assert_int_equal(auth_login(s, "ann", "correct horse", &u), 0);
@@ -268,7 +269,7 @@ static void test_auth(void **state)
 	/* Only the hash is stored. */
 	int64_t n = 1;
 	assert_int_equal(store_int(s, &n, "SELECT COUNT(*) FROM tokens WHERE hash = ?", "t", tok),
-			 0);
+	                 0);
 	assert_int_equal(n, 0);
 	tok[10] ^= 1;
 	assert_int_equal(auth_token_check(s, tok, &u), -EACCES);
@@ -287,9 +288,9 @@ static void test_auth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_migrations), cmocka_unit_test(test_codes),
-		cmocka_unit_test(test_json_rows),  cmocka_unit_test(test_transactions),
-		cmocka_unit_test(test_jv),	   cmocka_unit_test(test_auth),
+	    cmocka_unit_test(test_migrations), cmocka_unit_test(test_codes),
+	    cmocka_unit_test(test_json_rows),  cmocka_unit_test(test_transactions),
+	    cmocka_unit_test(test_jv),         cmocka_unit_test(test_auth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
