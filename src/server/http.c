@@ -24,6 +24,8 @@
 #include "server.h"
 
 #define API_PREFIX "/api/v1"
+/* Body bytes read and dropped after a refusal before the connection is closed. */
+#define HTTP_DROP_MAX ((size_t)64 << 20)
 
 struct http {
 	struct srv *srv;
@@ -35,9 +37,10 @@ struct http_conn {
 	const struct api_route *rt;
 	char *body;
 	size_t len, cap;
-	bool refused; /* a response is set; drop the rest of the body */
-	bool done;    /* the response was queued */
-	void *up_ctx; /* upload context */
+	bool refused;   /* a response is set; drop the rest of the body */
+	size_t dropped; /* bytes of body dropped after the refusal */
+	bool done;      /* the response was queued */
+	void *up_ctx;   /* upload context */
 	bool up_open;
 	char peer[64];
 	char path[512];
@@ -297,6 +300,19 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const ch
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
+		if (hc->refused) {
+			/*
+			 * Reading what is dropped has a bound: a client that keeps
+			 * sending after the refusal gets its connection closed.
+			 */
+			hc->dropped += *upload_data_size;
+			if (hc->dropped > HTTP_DROP_MAX) {
+				log_warn(
+				    "%s %s %s: closed after dropping %zu bytes of a refused body",
+				    hc->peer, method, hc->path, hc->dropped);
+				return MHD_NO;
+			}
+		}
 		http_data(h, hc, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		/*
