@@ -33,11 +33,17 @@ HOME = tempfile.mkdtemp(prefix=f"mlctl{os.getpid()}-")
 CONF = os.path.join(HOME, ".config", "microlinux", "mlctl.conf")
 
 
+# Sanitizer reports seen on any mlctl's stderr (UBSan does not change the exit status).
+SANITIZER = []
+
+
 class Result:
     def __init__(self, p):
         self.rc = p.returncode
         self.out = p.stdout
         self.err = p.stderr
+        if "runtime error" in self.err or "Sanitizer" in self.err:
+            SANITIZER.append(self.err[-2000:])
 
     def json(self):
         try:
@@ -1062,8 +1068,12 @@ def main():
                 test_inventory(srv)
                 test_entries_rights(srv)
                 test_deployments(srv)
+            log = srv.logtext()
+            check("runtime error" not in log and "Sanitizer" not in log,
+                  "no sanitizer reports in the server's log", log[-2000:])
     finally:
         shutil.rmtree(HOME, ignore_errors=True)
+    check(not SANITIZER, "no sanitizer reports from mlctl", SANITIZER[:3])
     done()
 
 
