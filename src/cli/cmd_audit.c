@@ -29,7 +29,8 @@ static const struct col audit_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-static const struct res res_audit = {"audit record", "/audit", NULL, false, false, audit_cols};
+static const struct res res_audit = {"audit record", "/audit",   NULL, false,
+                                     false,          audit_cols, NULL};
 
 static const struct opt audit_opts[] = {
     {"user", V_VAL, "NAME", "only what this user did", "?user", NULL},

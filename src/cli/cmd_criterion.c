@@ -27,7 +27,8 @@ static const struct col criterion_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_criterion = {"criterion", "/criteria", "name", false, false, criterion_cols};
+const struct res res_criterion = {"criterion", "/criteria",    "name", false,
+                                  false,       criterion_cols, NULL};
 
 static int criterion_machines(struct mlctl *ml, struct args *a)
 {

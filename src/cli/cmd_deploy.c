@@ -30,8 +30,8 @@ static char *deploy_schedule(const json_t *o)
 static const struct col deploy_cols[] = {
     {"ID", "id", C_NUM, NULL},
     {"NAME", "name", C_STR, NULL},
-    {"VERSION", "version_id", C_NUM, NULL},
-    {"TARGETS", NULL, C_FN, res_targets_text},
+    {"VERSION", NULL, C_FN, cmd_deploy_version},
+    {"TARGETS", NULL, C_FN, res_targets_col},
     {"SCHEDULE", NULL, C_FN, deploy_schedule},
     {"ENABLED", "enabled", C_BOOL, NULL},
     {"NEXT DUE", "next_due", C_TIME, NULL},
@@ -39,7 +39,48 @@ static const struct col deploy_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_deploy = {"deployment", "/deployments", "name", false, false, deploy_cols};
+char *cmd_deploy_version(const json_t *o)
+{
+	const char *label = json_string_value(json_object_get(o, "_version"));
+	const json_t *vid = json_object_get(o, "version_id");
+	char buf[32];
+	if (label)
+		return strdup(label);
+	if (!json_is_integer(vid))
+		return NULL;
+	snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(vid));
+	return strdup(buf);
+}
+
+int cmd_deploy_prep_versions(struct mlctl *ml, json_t *items)
+{
+	json_t *it;
+	size_t i;
+	json_array_foreach(items, i, it)
+	{
+		const json_t *img = json_object_get(it, "image_id"),
+		             *vid = json_object_get(it, "version_id");
+		char label[128];
+		if (!json_is_integer(img) || !json_is_integer(vid))
+			continue;
+		int rc = res_version_label(ml, (int64_t)json_integer_value(img),
+		                           (int64_t)json_integer_value(vid), label, sizeof(label));
+		if (rc < 0)
+			return rc;
+		json_object_set_new(it, "_version", json_string(label));
+	}
+	return 0;
+}
+
+/* For the table: versions as IMAGE:vN and the targets' names. */
+static int deploy_prep(struct mlctl *ml, json_t *items)
+{
+	int rc = cmd_deploy_prep_versions(ml, items);
+	return rc < 0 ? rc : res_prep_targets(ml, items);
+}
+
+const struct res res_deploy = {"deployment", "/deployments", "name",     false,
+                               false,        deploy_cols,    deploy_prep};
 
 /* The body of create (patch = false) or set: options, version and schedule. */
 static int deploy_body(struct mlctl *ml, struct args *a, json_t *body, bool patch)

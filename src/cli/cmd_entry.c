@@ -12,9 +12,12 @@ static char *entry_target(const json_t *o)
 	const char *host = json_string_value(json_object_get(o, "host"));
 	const char *url = json_string_value(json_object_get(o, "url"));
 	const json_t *img = json_object_get(o, "image_id"), *port = json_object_get(o, "port");
+	const char *iname = json_string_value(json_object_get(o, "_image"));
 	char buf[512];
-	if (kind && strcmp(kind, "vm") == 0 && json_is_integer(img))
-		snprintf(buf, sizeof(buf), "image %lld", (long long)json_integer_value(img));
+	if (kind && strcmp(kind, "vm") == 0 && iname)
+		snprintf(buf, sizeof(buf), "image %s", iname);
+	else if (kind && strcmp(kind, "vm") == 0 && json_is_integer(img))
+		snprintf(buf, sizeof(buf), "image #%lld", (long long)json_integer_value(img));
 	else if (host && json_is_integer(port))
 		snprintf(buf, sizeof(buf), "%s:%lld", host, (long long)json_integer_value(port));
 	else if (host)
@@ -35,7 +38,27 @@ static const struct col entry_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_entry = {"entry", "/entries", "name", false, false, entry_cols};
+/* For the table: "_image", the name of a vm entry's image. */
+static int entry_prep(struct mlctl *ml, json_t *items)
+{
+	json_t *it;
+	size_t i;
+	json_array_foreach(items, i, it)
+	{
+		const json_t *img = json_object_get(it, "image_id");
+		const char *name;
+		if (!json_is_integer(img))
+			continue;
+		int rc = res_name(ml, &res_image, (int64_t)json_integer_value(img), &name);
+		if (rc < 0)
+			return rc;
+		if (name)
+			json_object_set_new(it, "_image", json_string(name));
+	}
+	return 0;
+}
+
+const struct res res_entry = {"entry", "/entries", "name", false, false, entry_cols, entry_prep};
 
 #define ENTRY_FIELDS                                                                               \
 	{"description", V_STR, "TEXT", "what users see", "description", NULL},                     \
@@ -47,6 +70,11 @@ const struct res res_entry = {"entry", "/entries", "name", false, false, entry_c
 		"field", V_RAW, "KEY=VALUE", "any other field (VALUE as JSON, else a string)",     \
 		    NULL, NULL                                                                     \
 	}
+
+static const struct opt entry_list_opts[] = {
+    {"kind", V_VAL, "KIND", "only entries of this kind: vm, rdp, spice or web", "?kind", NULL},
+    {NULL, V_FLAG, NULL, NULL, NULL, NULL},
+};
 
 static const struct opt entry_add_opts[] = {
     {"kind", V_STR, "KIND", "vm, rdp, spice or web (required)", "kind", NULL},
@@ -61,8 +89,8 @@ static const struct opt entry_set_opts[] = {
 };
 
 static const struct cmd entry_cmds[] = {
-    {"list", NULL, 0, 0, NULL, res_cmd_list, "list entries", NULL, "  mlctl entry list", &res_entry,
-     CMD_LIST},
+    {"list", NULL, 0, 0, entry_list_opts, res_cmd_list, "list entries", NULL,
+     "  mlctl entry list --kind rdp", &res_entry, CMD_LIST},
     {"show", "ID|NAME", 1, 1, NULL, res_cmd_show, "show one entry", NULL,
      "  mlctl entry show win11-desktop", &res_entry, 0},
     {"add", "NAME", 1, 1, entry_add_opts, res_cmd_add,

@@ -6,12 +6,14 @@
 #include "mlctl.h"
 
 static const struct col group_cols[] = {
-    {"ID", "id", C_NUM, NULL},           {"NAME", "name", C_STR, NULL},
-    {"MEMBERS", "members", C_NUM, NULL}, {"DESCRIPTION", "description", C_STR, NULL},
+    {"ID", "id", C_NUM, NULL},
+    {"NAME", "name", C_STR, NULL},
+    {"MEMBERS", "member_count", C_NUM, NULL},
+    {"DESCRIPTION", "description", C_STR, NULL},
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_group = {"group", "/groups", "name", false, false, group_cols};
+const struct res res_group = {"group", "/groups", "name", false, false, group_cols, NULL};
 
 /* Resolves MACHINE arguments (ids, names, comma lists) from index 1 on into an array. */
 static int group_machine_args(struct mlctl *ml, struct args *a, json_t **arr)

@@ -30,24 +30,35 @@ static const struct col image_cols[] = {
     {"CPUS", "cpus", C_NUM, NULL},
     {"MEMORY", NULL, C_FN, image_memory},
     {"FIRMWARE", "firmware", C_STR, NULL},
+    {"DISPLAY", "display", C_STR, NULL},
+    {"VLAN", "vlan", C_NUM, NULL},
     {"VERSIONS", "versions", C_NUM, NULL},
-    {"LATEST", "latest_version", C_NUM, NULL},
+    {"LATEST ID", "latest_version", C_NUM, NULL},
     {"DESCRIPTION", "description", C_STR, NULL},
     {NULL, NULL, C_STR, NULL},
 };
 
+/*
+ * "ready", "failed", or while importing its phase and progress:
+ * "uploading 42%", "queued", "importing 7%".
+ */
 static char *version_state(const json_t *o)
 {
 	const char *st = json_string_value(json_object_get(o, "state"));
+	const char *phase = json_string_value(json_object_get(o, "phase"));
 	const json_t *p = json_object_get(o, "progress");
 	char buf[64];
 	if (!st)
 		return NULL;
-	if (strcmp(st, "importing") == 0 && json_is_number(p)) {
-		snprintf(buf, sizeof(buf), "importing %d%%", (int)(json_number_value(p) * 100));
-		return strdup(buf);
-	}
-	return strdup(st);
+	if (strcmp(st, "importing") != 0)
+		return strdup(st);
+	if (!phase)
+		phase = st;
+	if (strcmp(phase, "queued") != 0 && json_is_number(p))
+		snprintf(buf, sizeof(buf), "%s %d%%", phase, (int)(json_number_value(p) * 100));
+	else
+		snprintf(buf, sizeof(buf), "%s", phase);
+	return strdup(buf);
 }
 
 static const struct col version_cols[] = {
@@ -57,13 +68,14 @@ static const struct col version_cols[] = {
     {"SIZE", "size", C_SIZE, NULL},
     {"STORED", "stored_size", C_SIZE, NULL},
     {"NEW", "new_bytes", C_SIZE, NULL},
+    {"SOURCE", "source", C_STR, NULL},
     {"CREATED", "created_at", C_TIME, NULL},
     {"BY", "created_by", C_STR, NULL},
     {"NOTE", "note", C_STR, NULL},
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_image = {"image", "/images", "name", false, false, image_cols};
+const struct res res_image = {"image", "/images", "name", false, false, image_cols, NULL};
 
 /* The image named by the first argument, and "/images/ID" + tail into path. */
 static int image_arg(struct mlctl *ml, struct args *a, int64_t *id, char *path, size_t size,
@@ -104,12 +116,26 @@ static int image_wait(struct mlctl *ml, int64_t image_id, json_t *ver)
 		if (!st || strcmp(st, "importing") != 0)
 			break;
 		if (ml->tty_err && !ml->quiet) {
+			/*
+			 * The bar says what the server does now: waiting for an
+			 * import slot (queued), or importing; "uploading" shows
+			 * only for an upload still being received.
+			 */
 			const json_t *p = json_object_get(ver, "progress");
+			const char *phase = json_string_value(json_object_get(ver, "phase"));
+			const char *label = "import";
 			char detail[64];
 			snprintf(detail, sizeof(detail), "version %lld",
 			         (long long)json_integer_value(json_object_get(ver, "number")));
-			out_progress("import", json_is_number(p) ? json_number_value(p) : 0,
-			             detail);
+			if (phase &&
+			    (strcmp(phase, "uploading") == 0 || strcmp(phase, "queued") == 0 ||
+			     strcmp(phase, "importing") == 0))
+				label = phase;
+			if (strcmp(label, "queued") == 0)
+				out_progress(label, -1, detail);
+			else
+				out_progress(label, json_is_number(p) ? json_number_value(p) : 0,
+				             detail);
 			bar = true;
 		}
 		image_sleep(IMAGE_POLL_MS);
@@ -243,6 +269,34 @@ static int image_rm_version(struct mlctl *ml, struct args *a)
 	return rc;
 }
 
+static int image_verify(struct mlctl *ml, struct args *a)
+{
+	char path[160];
+	json_t *res = NULL;
+	int rc = image_version_path(ml, a, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	size_t used = strlen(path);
+	snprintf(path + used, sizeof(path) - used, "/verify");
+	rc = cl_call(ml, "POST", path, NULL, &res);
+	if (rc < 0)
+		return rc;
+	if (!json_is_object(res)) {
+		json_decref(res);
+		return ml_fail(ml, "the server's answer is not a verification result");
+	}
+	rc = out_one(ml, res);
+	if (rc == 0 && !json_is_true(json_object_get(res, "ok"))) {
+		size_t bad = json_array_size(json_object_get(res, "bad_chunks"));
+		bool hash_ok = json_is_true(json_object_get(res, "image_hash_ok"));
+		rc = ml_fail(ml, "version %s of image %s is damaged: %zu bad chunk%s%s",
+		             arg_pos(a, 1), arg_pos(a, 0), bad, bad == 1 ? "" : "s",
+		             hash_ok ? "" : ", the image's SHA-256 does not match");
+	}
+	json_decref(res);
+	return rc;
+}
+
 static int library_show(struct mlctl *ml, struct args *a)
 {
 	json_t *obj;
@@ -340,6 +394,12 @@ static const struct cmd image_cmds[] = {
     {"rm-version", "IMAGE VERSION", 2, 2, NULL, image_rm_version,
      "delete a version (its chunks go at the next library gc)", NULL,
      "  mlctl image rm-version win11 v1", &res_image, 0},
+    {"verify", "IMAGE VERSION", 2, 2, NULL, image_verify,
+     "re-read and check every chunk of a ready version",
+     "Reads every stored chunk of the version and checks it against its SHA-256,\n"
+     "and the whole image against the image's; exits 1 when anything is damaged\n"
+     "or missing. Takes about as long as reading the version's stored bytes.",
+     "  mlctl image verify win11 latest", &res_image, 0},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };
 

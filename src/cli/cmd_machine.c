@@ -17,7 +17,7 @@ const struct col cmd_machine_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_machine = {"machine", "/machines", "name", true, true, cmd_machine_cols};
+const struct res res_machine = {"machine", "/machines", "name", true, true, cmd_machine_cols, NULL};
 
 /* Reads a whole file, or stdin for "-", of at most MACHINE_IMPORT_MAX bytes. */
 static int machine_read(const char *file, uint8_t **buf, size_t *len)
@@ -77,15 +77,26 @@ static int machine_import(struct mlctl *ml, struct args *a)
 		return rc;
 	const json_t *errs = json_object_get(res, "errors");
 	size_t nerr = json_array_size(errs);
+	/* errors lists at most 1000; error_count counts them all. */
+	const json_t *ec = json_object_get(res, "error_count");
+	uint64_t nall = json_is_integer(ec) && json_integer_value(ec) >= 0
+	                    ? (uint64_t)json_integer_value(ec)
+	                    : nerr;
 	if (ml->json) {
 		rc = out_json(ml, res);
 	} else if (!ml->quiet) {
-		printf("%s%lld created, %lld updated, %lld skipped, %zu error%s\n",
-		       arg_has(a, "dry-run") ? "dry run, nothing changed: " : "",
+		const char *f = json_string_value(json_object_get(res, "format"));
+		char *fclean = tbl_clean(f ? f : "?", 16);
+		printf("%s%s: %lld created, %lld updated, %lld unchanged, %lld skipped, %llu "
+		       "error%s\n",
+		       fclean ? fclean : "?",
+		       arg_has(a, "dry-run") ? ", dry run (nothing changed)" : "",
 		       (long long)json_integer_value(json_object_get(res, "created")),
 		       (long long)json_integer_value(json_object_get(res, "updated")),
-		       (long long)json_integer_value(json_object_get(res, "skipped")), nerr,
-		       nerr == 1 ? "" : "s");
+		       (long long)json_integer_value(json_object_get(res, "unchanged")),
+		       (long long)json_integer_value(json_object_get(res, "skipped")),
+		       (unsigned long long)nall, nall == 1 ? "" : "s");
+		free(fclean);
 	}
 	for (size_t i = 0; i < nerr; i++) {
 		const json_t *e = json_array_get(errs, i);
@@ -96,9 +107,13 @@ static int machine_import(struct mlctl *ml, struct args *a)
 		        clean ? clean : "?");
 		free(clean);
 	}
+	if (nall > nerr)
+		fprintf(stderr, "%s: %llu more errors not listed\n", file,
+		        (unsigned long long)(nall - nerr));
 	json_decref(res);
-	if (nerr && rc == 0)
-		rc = ml_fail(ml, "%zu line%s had errors", nerr, nerr == 1 ? "" : "s");
+	if (nall && rc == 0)
+		rc = ml_fail(ml, "%llu line%s had errors", (unsigned long long)nall,
+		             nall == 1 ? "" : "s");
 	return rc;
 }
 
@@ -118,7 +133,7 @@ static const struct opt machine_list_opts[] = {
     {"room", V_VAL, "ROOM", "only machines in this room", "?room", NULL},
     {"tag", V_VAL, "TAG", "only machines with this tag", "?tag", NULL},
     {"group", V_ID, "GROUP", "only members of this group (id or name)", "?group", &res_group},
-    {"search", V_VAL, "TEXT", "only machines whose name contains TEXT", "?q", NULL},
+    {"search", V_VAL, "TEXT", "only machines whose name, IP or a MAC contains TEXT", "?q", NULL},
     {NULL, V_FLAG, NULL, NULL, NULL, NULL},
 };
 

@@ -26,14 +26,55 @@ static char *right_who(const json_t *o)
 	return sb_take(&s);
 }
 
+/* The window, or "always" for null (the right always holds). */
+static char *right_window(const json_t *o)
+{
+	const char *w = json_string_value(json_object_get(o, "window"));
+	return strdup(w ? w : "always");
+}
+
+/* The entry's name ("_entry", from right_prep), else its id. */
+static char *right_entry(const json_t *o)
+{
+	const char *name = json_string_value(json_object_get(o, "_entry"));
+	char buf[32];
+	if (name)
+		return strdup(name);
+	snprintf(buf, sizeof(buf), "#%lld",
+	         (long long)json_integer_value(json_object_get(o, "entry_id")));
+	return strdup(buf);
+}
+
 static const struct col right_cols[] = {
-    {"ID", "id", C_NUM, NULL},         {"ENTRY", "entry_id", C_NUM, NULL},
-    {"WHO", NULL, C_FN, right_who},    {"TARGETS", NULL, C_FN, res_targets_text},
-    {"WINDOW", "window", C_STR, NULL}, {"DESCRIPTION", "description", C_STR, NULL},
+    {"ID", "id", C_NUM, NULL},
+    {"ENTRY", NULL, C_FN, right_entry},
+    {"WHO", NULL, C_FN, right_who},
+    {"TARGETS", NULL, C_FN, res_targets_col},
+    {"WINDOW", NULL, C_FN, right_window},
+    {"DESCRIPTION", "description", C_STR, NULL},
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_right = {"right", "/rights", NULL, false, false, right_cols};
+/* For the table: the entry's name and the targets' names. */
+static int right_prep(struct mlctl *ml, json_t *items)
+{
+	json_t *it;
+	size_t i;
+	json_array_foreach(items, i, it)
+	{
+		const char *name;
+		int rc =
+		    res_name(ml, &res_entry,
+		             (int64_t)json_integer_value(json_object_get(it, "entry_id")), &name);
+		if (rc < 0)
+			return rc;
+		if (name)
+			json_object_set_new(it, "_entry", json_string(name));
+	}
+	return res_prep_targets(ml, items);
+}
+
+const struct res res_right = {"right", "/rights", NULL, false, false, right_cols, right_prep};
 
 static int right_targets(struct mlctl *ml, struct args *a)
 {

@@ -3,8 +3,8 @@
 
 static const struct col run_cols[] = {
     {"ID", "id", C_NUM, NULL},
-    {"DEPLOYMENT", "deployment_id", C_NUM, NULL},
-    {"VERSION", "version_id", C_NUM, NULL},
+    {"DEPLOYMENT", "deployment_name", C_STR, NULL},
+    {"VERSION", NULL, C_FN, cmd_deploy_version},
     {"STATE", "state", C_STR, NULL},
     {"CAUSE", "cause", C_STR, NULL},
     {"DUE", "due_at", C_TIME, NULL},
@@ -14,7 +14,7 @@ static const struct col run_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_run = {"run", "/runs", NULL, false, false, run_cols};
+const struct res res_run = {"run", "/runs", NULL, false, false, run_cols, cmd_deploy_prep_versions};
 
 static const struct opt run_list_opts[] = {
     {"deployment", V_ID, "DEPLOYMENT", "only runs of this deployment (id or name)", "?deployment",

@@ -15,7 +15,7 @@ static const struct col token_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_token = {"token", "/tokens", "name", false, false, token_cols};
+const struct res res_token = {"token", "/tokens", "name", false, false, token_cols, NULL};
 
 static int token_create(struct mlctl *ml, struct args *a)
 {

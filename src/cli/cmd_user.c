@@ -18,7 +18,7 @@ static const struct col user_cols[] = {
     {NULL, NULL, C_STR, NULL},
 };
 
-const struct res res_user = {"user", "/users", "username", false, false, user_cols};
+const struct res res_user = {"user", "/users", "username", false, false, user_cols, NULL};
 
 /*
  * A new password: from --password-file, else asked twice on a terminal, else

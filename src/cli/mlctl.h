@@ -497,6 +497,12 @@ struct res {
 	bool icase;  /* names compare case-insensitively (host names) */
 	bool search; /* the list takes ?q= to narrow a name search */
 	const struct col *cols;
+	/*
+	 * For tables only (not --json or -q): adds fields to the fetched items
+	 * that the columns show, such as names for the ids an item refers to
+	 * (keys starting with '_'). NULL: none. 0 or <0 (printed).
+	 */
+	int (*prep)(struct mlctl *ml, json_t *items);
 };
 
 /*
@@ -510,6 +516,26 @@ int res_id(struct mlctl *ml, const struct res *r, const char *arg, int64_t *id);
  * image), "latest". image_id must be known for the last forms. 0 or <0.
  */
 int res_version(struct mlctl *ml, int64_t image_id, const char *arg, int64_t *vid);
+/*
+ * The name of r's object with this id, from r's whole list (fetched once
+ * per run): 0 with *name borrowed from the cache, or NULL when there is no
+ * such object (or r has no names); <0 when the list cannot be fetched
+ * (printed).
+ */
+int res_name(struct mlctl *ml, const struct res *r, int64_t id, const char **name);
+/*
+ * "IMAGE:vN" for a version, as deploy --version takes it, into buf; the
+ * ids stand in for what cannot be found. 0 or <0 (printed).
+ */
+int res_version_label(struct mlctl *ml, int64_t image_id, int64_t version_id, char *buf,
+                      size_t size);
+/*
+ * Sets "_targets" of each item to its targets with names ("machines
+ * pc-101,pc-102; groups lab-b"), for res_targets_col. 0 or <0 (printed).
+ */
+int res_prep_targets(struct mlctl *ml, json_t *items);
+/* The TARGETS column: "_targets" when prepared, else res_targets_text. */
+char *res_targets_col(const json_t *obj);
 /* "IMAGE[:VERSION]" or a version id, as deploy --version takes it. */
 int res_version_ref(struct mlctl *ml, const char *arg, int64_t *vid);
 /* GET path?query -> the list printed with r's columns. */
@@ -531,5 +557,12 @@ extern const struct res res_user, res_token, res_image, res_machine, res_group, 
     res_entry, res_right, res_deploy, res_run;
 /* Machine table columns, shared by the commands that list machines. */
 extern const struct col cmd_machine_cols[];
+/*
+ * Deployments and runs show their version as IMAGE:vN: the prep sets
+ * "_version" on each item (from image_id and version_id), the column
+ * shows it, or the version id when it was not prepared.
+ */
+int cmd_deploy_prep_versions(struct mlctl *ml, json_t *items);
+char *cmd_deploy_version(const json_t *obj);
 
 #endif

@@ -123,8 +123,9 @@ out:
 /* Sizes in bytes get their human form too. */
 static bool out_is_size_key(const char *key)
 {
-	static const char *const keys[] = {
-	    "size", "stored_size", "new_bytes", "bytes_freed", "stored_bytes", "chunk_size", NULL};
+	static const char *const keys[] = {"size",           "stored_size",  "new_bytes",
+	                                   "bytes_freed",    "stored_bytes", "chunk_size",
+	                                   "versions_bytes", "free_bytes",   NULL};
 	for (size_t i = 0; keys[i]; i++)
 		if (strcmp(key, keys[i]) == 0)
 			return true;
@@ -295,7 +296,7 @@ void out_progress(const char *label, double frac, const char *detail)
 {
 	char bar[31];
 	if (frac < 0) {
-		fprintf(stderr, "\r%-8s %s\033[K", label, detail ? detail : "");
+		fprintf(stderr, "\r%-9s %s\033[K", label, detail ? detail : "");
 		return;
 	}
 	if (frac > 1)
@@ -304,7 +305,7 @@ void out_progress(const char *label, double frac, const char *detail)
 	for (size_t i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : ' ';
 	bar[30] = '\0';
-	fprintf(stderr, "\r%-8s %3d%% [%s] %s\033[K", label, (int)(frac * 100), bar,
+	fprintf(stderr, "\r%-9s %3d%% [%s] %s\033[K", label, (int)(frac * 100), bar,
 	        detail ? detail : "");
 }
 

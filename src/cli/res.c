@@ -101,6 +101,70 @@ int res_id(struct mlctl *ml, const struct res *r, const char *arg, int64_t *id)
 	return 0;
 }
 
+int res_name(struct mlctl *ml, const struct res *r, int64_t id, const char **name)
+{
+	json_t *items, *it;
+	size_t i;
+	*name = NULL;
+	if (!r->name_key)
+		return 0;
+	int rc = res_items(ml, r->path, &items);
+	if (rc < 0)
+		return rc;
+	json_array_foreach(items, i, it)
+	{
+		if (json_integer_value(json_object_get(it, "id")) == id) {
+			*name = json_string_value(json_object_get(it, r->name_key));
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* An image's name for a message, else its id ("#3"), in buf. Never fails. */
+static const char *res_image_text(struct mlctl *ml, int64_t image_id, char *buf, size_t size)
+{
+	const char *name = NULL;
+	int saved = ml->status;
+	/* A message about to be printed must not fail for want of a name. */
+	if (res_name(ml, &res_image, image_id, &name) < 0)
+		ml->status = saved;
+	if (name)
+		snprintf(buf, size, "%s", name);
+	else
+		snprintf(buf, size, "#%lld", (long long)image_id);
+	return buf;
+}
+
+int res_version_label(struct mlctl *ml, int64_t image_id, int64_t version_id, char *buf,
+                      size_t size)
+{
+	const char *name;
+	char path[96];
+	json_t *items, *it;
+	size_t i;
+	int rc = res_name(ml, &res_image, image_id, &name);
+	if (rc < 0)
+		return rc;
+	res_path(path, sizeof(path), "/images", image_id, "/versions");
+	rc = res_items(ml, path, &items);
+	if (rc < 0)
+		return rc;
+	json_array_foreach(items, i, it)
+	{
+		if (json_integer_value(json_object_get(it, "id")) != version_id)
+			continue;
+		if (name) {
+			snprintf(buf, size, "%s:v%lld", name,
+			         (long long)json_integer_value(json_object_get(it, "number")));
+			return 0;
+		}
+		break;
+	}
+	snprintf(buf, size, "%lld", (long long)version_id);
+	return 0;
+}
+
 int res_version(struct mlctl *ml, int64_t image_id, const char *arg, int64_t *vid)
 {
 	char path[96];
@@ -114,9 +178,10 @@ int res_version(struct mlctl *ml, int64_t image_id, const char *arg, int64_t *vi
 		if (rc < 0)
 			return rc;
 		const json_t *lv = json_object_get(img, "latest_version");
+		const char *name = json_string_value(json_object_get(img, "name"));
 		rc = json_is_integer(lv)
 		         ? 0
-		         : ml_fail(ml, "image %lld has no version yet", (long long)image_id);
+		         : ml_fail(ml, "image %s has no ready version yet", name ? name : "?");
 		if (rc == 0)
 			*vid = (int64_t)json_integer_value(lv);
 		json_decref(img);
@@ -139,7 +204,8 @@ int res_version(struct mlctl *ml, int64_t image_id, const char *arg, int64_t *vi
 			return 0;
 		}
 	}
-	return ml_fail(ml, "image %lld has no version %s", (long long)image_id, arg);
+	return ml_fail(ml, "image %s has no version %s",
+	               res_image_text(ml, image_id, path, sizeof(path)), arg);
 }
 
 int res_version_ref(struct mlctl *ml, const char *arg, int64_t *vid)
@@ -167,7 +233,10 @@ int res_print_list(struct mlctl *ml, const struct res *r, const char *path)
 	int rc = cl_list(ml, path, false, &doc);
 	if (rc < 0)
 		return rc;
-	rc = out_list(ml, doc, r->cols);
+	if (r->prep && !ml->json && !ml->quiet)
+		rc = r->prep(ml, json_object_get(doc, "items"));
+	if (rc == 0)
+		rc = out_list(ml, doc, r->cols);
 	json_decref(doc);
 	return rc;
 }
@@ -309,4 +378,54 @@ char *res_targets_text(const json_t *obj)
 		}
 	}
 	return sb_take(&s);
+}
+
+int res_prep_targets(struct mlctl *ml, json_t *items)
+{
+	static const struct {
+		const char *key;
+		const struct res *r;
+	} kinds[] = {
+	    {"machines", &res_machine}, {"groups", &res_group}, {"criteria", &res_criterion}};
+	json_t *it;
+	size_t i;
+	json_array_foreach(items, i, it)
+	{
+		const json_t *t = json_object_get(it, "targets");
+		struct sb s = {0};
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			const json_t *arr = json_object_get(t, kinds[k].key), *v;
+			size_t j;
+			if (json_array_size(arr) == 0)
+				continue;
+			sb_addf(&s, "%s%s ", s.len ? "; " : "", kinds[k].key);
+			json_array_foreach(arr, j, v)
+			{
+				const char *name;
+				int rc =
+				    res_name(ml, kinds[k].r, (int64_t)json_integer_value(v), &name);
+				if (rc < 0) {
+					sb_free(&s);
+					return rc;
+				}
+				if (name)
+					sb_addf(&s, "%s%s", j ? "," : "", name);
+				else
+					sb_addf(&s, "%s#%lld", j ? "," : "",
+					        (long long)json_integer_value(v));
+			}
+		}
+		char *text = sb_take(&s);
+		if (!text)
+			return ml_fail(ml, "out of memory");
+		json_object_set_new(it, "_targets", json_string(text));
+		free(text);
+	}
+	return 0;
+}
+
+char *res_targets_col(const json_t *obj)
+{
+	const char *t = json_string_value(json_object_get(obj, "_targets"));
+	return t ? strdup(t) : res_targets_text(obj);
 }

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char *fuzz_cols_both(const json_t *o)
 {
-	return res_targets_text(o);
+	return res_targets_col(o);
 }
 
 static const struct col fuzz_cols[] = {

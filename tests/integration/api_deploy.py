@@ -5,10 +5,13 @@ cron deployments turning into pending runs; manual runs; persistence of due
 times across a restart; and the missed-while-down policy (docs/api.md,
 "Deployments"; docs/schedules.md, "Scheduler").
 
-Images, versions, machines, groups and criteria are inserted straight into
-the server's SQLite database with the sqlite3 command-line tool while the
-server runs (WAL allows it), as their APIs are written elsewhere; once they
-land, seed() should use them instead.
+Images, versions, machines, groups and criteria are made through their
+APIs (seed()): a small ext4 image imported from a path, an upload held open
+for a version that stays importing, and one cut short for a failed one.
+SQL goes straight to the database (the sqlite3 tool) only where no API can
+do what the test needs: a run in state "running" (the deployment runner
+does not exist yet) and due times moved into the past while the server is
+stopped (the missed-run policy).
 """
 import datetime
 import os
@@ -18,7 +21,8 @@ import time
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from apilib import Server, check, check_auth, check_error, done  # noqa: E402
+from apilib import (MiB, Server, check, check_auth, check_error, done,  # noqa: E402
+                    make_doc_image, start_upload, wait_version)
 
 TZ = "Europe/Paris"
 CONFIG = "[scheduler]\ntick = 200ms\ncatchup = 1h\n"
@@ -36,7 +40,8 @@ def unix(text):
 
 
 class DB:
-    """The server's database through the sqlite3 tool."""
+    """The server's database through the sqlite3 tool, for what no API can do
+    (see the top of this file)."""
 
     def __init__(self, srv):
         self.path = os.path.join(srv.dir, "data", "mlserver.db")
@@ -53,25 +58,50 @@ class DB:
         return int(out) if out not in ("",) else None
 
 
-def seed(db):
-    """Two images, versions in every state, five machines, a group and two criteria."""
-    db("INSERT INTO images (id, name, created_at, updated_at) VALUES"
-       " (1, 'win11', 0, 0), (2, 'ubuntu', 0, 0);"
-       "INSERT INTO image_versions (id, image_id, number, state, created_at) VALUES"
-       " (1, 1, 1, 'ready', 0), (2, 1, 2, 'importing', 0), (3, 2, 1, 'failed', 0),"
-       " (4, 2, 2, 'ready', 0);"
-       "INSERT INTO machines (id, name, ip, room, created_at, updated_at) VALUES"
-       " (1, 'pc-101', '10.1.2.101', 'A', 0, 0), (2, 'pc-102', '10.1.2.102', 'A', 0, 0),"
-       " (3, 'pc-103', '10.1.3.103', 'B', 0, 0), (4, 'pc-104', '10.1.3.104', 'B', 0, 0),"
-       " (5, 'pc-105', '10.1.4.105', 'C', 0, 0), (6, 'pc-106', '10.1.4.106', 'C', 0, 0);"
-       "INSERT INTO machine_tags (machine_id, tag) VALUES (6, 'exam');"
-       "INSERT INTO mgroups (id, name, created_at, updated_at) VALUES (1, 'lab-a', 0, 0),"
-       " (2, 'empty', 0, 0);"
-       "INSERT INTO group_members (group_id, machine_id) VALUES (1, 1), (1, 2);"
-       "INSERT INTO criteria (id, name, room, created_at, updated_at) VALUES"
-       " (1, 'room b', 'B', 0, 0);"
-       "INSERT INTO criteria (id, name, tag, created_at, updated_at) VALUES"
-       " (2, 'exam pcs', 'exam', 0, 0);")
+def seed(srv):
+    """Two images with versions in every state, six machines, two groups and two
+    criteria, through the API. The tests below name them by id, so each id is
+    checked to be the one they expect. Returns the socket of the upload that
+    keeps version 2 importing (closing it fails that version)."""
+    def made(r, what, want_id):
+        check(r.status in (201, 202) and r.json["id"] == want_id,
+              f"seed: {what} (id {want_id})", r)
+        return r.json
+
+    disk = os.path.join(srv.dir, "doc.img")
+    make_doc_image(disk, size_mib=16, fill_mib=4)
+    made(srv.post("/images", {"name": "win11"}), "image win11", 1)
+    made(srv.post("/images", {"name": "ubuntu"}), "image ubuntu", 2)
+    # 1: win11 v1, ready (a path import).
+    made(srv.post("/images/1/versions", {"path": disk}), "win11 v1", 1)
+    r = wait_version(srv, 1, 1)
+    check(r.json["state"] == "ready", "seed: win11 v1 ready", r)
+    # 2: win11 v2, importing while its upload is held open.
+    held, v = start_upload(srv, 1, 64 * MiB, MiB)
+    check(v["id"] == 2 and v["number"] == 2, "seed: win11 v2 uploading (id 2)", v)
+    # 3: ubuntu v1, failed: an upload cut short.
+    cut, v = start_upload(srv, 2, 64 * MiB, MiB)
+    cut.close()
+    r = wait_version(srv, 2, v["id"])
+    check(v["id"] == 3 and r.json["state"] == "failed", "seed: ubuntu v1 failed (id 3)", r)
+    # 4: ubuntu v2, ready.
+    made(srv.post("/images/2/versions", {"path": disk}), "ubuntu v2", 4)
+    r = wait_version(srv, 2, 4)
+    check(r.json["state"] == "ready", "seed: ubuntu v2 ready", r)
+
+    for i, (name, ip, room) in enumerate([
+            ("pc-101", "10.1.2.101", "A"), ("pc-102", "10.1.2.102", "A"),
+            ("pc-103", "10.1.3.103", "B"), ("pc-104", "10.1.3.104", "B"),
+            ("pc-105", "10.1.4.105", "C"), ("pc-106", "10.1.4.106", "C")], 1):
+        body = {"name": name, "ip": ip, "room": room}
+        if name == "pc-106":
+            body["tags"] = ["exam"]
+        made(srv.post("/machines", body), "machine " + name, i)
+    made(srv.post("/groups", {"name": "lab-a", "members": [1, 2]}), "group lab-a", 1)
+    made(srv.post("/groups", {"name": "empty"}), "group empty", 2)
+    made(srv.post("/criteria", {"name": "room b", "room": "B"}), "criterion room b", 1)
+    made(srv.post("/criteria", {"name": "exam pcs", "tag": "exam"}), "criterion exam pcs", 2)
+    return held
 
 
 def names(r):
@@ -270,7 +300,11 @@ def test_rights(srv, tokens, entries):
     check_error(r, 400, "bad_request", "list bad ?entry=", field="entry")
     r = srv.get("/rights")
     check(r.status == 200 and r.json["total"] == 2, "list all rights", r)
-    # A group used by a right cannot go (RESTRICT), the store says so.
+    # A group or criterion used by a right cannot go (RESTRICT), the store says so.
+    r = srv.delete("/groups/1", token=op)
+    check_error(r, 409, "conflict", "delete a group a right targets")
+    r = srv.delete("/criteria/1", token=op)
+    check_error(r, 409, "conflict", "delete a criterion a right uses")
     r = srv.delete(f"/rights/{other}", token=op)
     check(r.status == 204, "delete right", r)
     r = srv.get(f"/rights/{other}")
@@ -551,12 +585,51 @@ def test_deployments(srv, tokens, db):
               "the run keeps its name, loses the link", run)
     r = srv.delete(f"/deployments/{now_id}", token=op)
     check_error(r, 404, "not_found", "delete twice")
-    # A running run blocks deletion (the runner owns it).
+    # A running run blocks deletion (the runner owns it). No API moves a run
+    # to "running" (that is the deployment runner's, not written yet): SQL.
     db(f"UPDATE runs SET state = 'running' WHERE id = {manual}")
     r = srv.delete(f"/deployments/{cron_id}", token=op)
     check_error(r, 409, "conflict", "delete with a run in progress")
     db(f"UPDATE runs SET state = 'done' WHERE id = {manual}")
     return {"cron": cron_id, "at": at_id}
+
+
+def test_links(srv, tokens, deps):
+    """What the other APIs refuse or do because of entries, deployments and runs."""
+    op = tokens["operator"]
+    r = srv.delete("/groups/1", token=op)
+    check_error(r, 409, "conflict", "delete a group a deployment targets")
+    r = srv.delete("/criteria/1", token=op)
+    check_error(r, 409, "conflict", "delete a criterion a deployment uses")
+    r = srv.delete("/images/1/versions/1", token=op)
+    check_error(r, 409, "conflict", "delete a version deployments and runs use")
+    r = srv.delete("/images/2/versions/4", token=op)
+    check_error(r, 409, "conflict", "delete a version a deployment uses")
+    r = srv.delete("/images/1/versions/2", token=op)
+    check_error(r, 409, "conflict", "delete a version still importing")
+    r = srv.delete("/images/2/versions/3", token=op)
+    check(r.status == 204, "delete a failed version nobody uses", r)
+    r = srv.delete("/images/1", token=op)
+    check_error(r, 409, "conflict", "delete an image with versions")
+    # An image an entry uses cannot go, even without versions.
+    r = srv.post("/images", {"name": "bare"}, token=op)
+    bare = r.json["id"] if check(r.status == 201, "image without versions", r) else 0
+    r = srv.post("/entries", {"name": "Bare VM", "kind": "vm", "image_id": bare}, token=op)
+    entry = r.json["id"] if check(r.status == 201, "vm entry on it", r) else 0
+    r = srv.delete(f"/images/{bare}", token=op)
+    check_error(r, 409, "conflict", "delete an image an entry uses")
+    check(srv.delete(f"/entries/{entry}", token=op).status == 204, "delete that entry")
+    r = srv.delete(f"/images/{bare}", token=op)
+    check(r.status == 204, "then the image goes", r)
+    # A deleted machine leaves the target lists.
+    r = srv.get(f"/deployments/{deps['cron']}")
+    check(r.status == 200 and r.json["targets"]["machines"] == [6], "cron targets pc-106", r)
+    r = srv.delete("/machines/6", token=op)
+    check(r.status == 204, "delete a machine a deployment targets", r)
+    r = srv.get(f"/deployments/{deps['cron']}")
+    check(r.status == 200 and r.json["targets"]["machines"] == [], "it left the targets", r)
+    r = srv.get(f"/deployments/{deps['cron']}/targets")
+    check(r.status == 200 and r.json["total"] == 0, "nothing to resolve", r)
 
 
 def test_persistence(srv, deps):
@@ -594,6 +667,8 @@ def test_missed(srv, db):
     oneshot = create("missed-at", {"kind": "at", "at": future})
     nowish = create("missed-now", {"kind": "at", "at": future})
     srv.stop()
+    # Only SQL can move due times into the past while the server is down (no
+    # API sets next_due, and the server must not be running to miss them).
     # Hourly: missed three times, the latest ten minutes ago (within catchup = 1h).
     db(f"UPDATE deployments SET next_due = {t10 - 7200} WHERE id = {hourly}")
     # Daily: missed once, three hours ago (beyond catchup).
@@ -648,12 +723,19 @@ def main():
     with Server(config=CONFIG, env={"TZ": TZ}) as srv:
         srv.login()
         db = DB(srv)
-        seed(db)
+        held = seed(srv)
         tokens = {"viewer": srv.user_token("vera", "viewer"),
                   "operator": srv.user_token("olga", "operator")}
-        entries = test_entries(srv, tokens)
-        test_rights(srv, tokens, entries)
-        deps = test_deployments(srv, tokens, db)
+        try:
+            entries = test_entries(srv, tokens)
+            test_rights(srv, tokens, entries)
+            deps = test_deployments(srv, tokens, db)
+            test_links(srv, tokens, deps)
+        finally:
+            held.close()
+        r = wait_version(srv, 1, 2)
+        check(r.json["state"] == "failed" and "upload aborted" in r.json["error"],
+              "the held upload fails once closed", r)
         test_persistence(srv, deps)
         test_missed(srv, db)
         log = srv.logtext()

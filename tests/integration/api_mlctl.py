@@ -2,19 +2,27 @@
 """mlctl against a real mlserver: the real binary, a real HTTPS server.
 
 Covers login with fingerprint trust, the config file (mode 0600, pinned
-key), user/token/audit commands end to end, --json and -q output, table
-columns, exit statuses (1 the server refused, 2 bad usage, 3 cannot reach
-the server), a wrong pinned key refused, and every --help. The commands of
-APIs the server does not offer yet (404 "no such API path") are skipped
-with a message per resource, so this test tests more as they land.
+key), every command of every noun end to end (users, tokens, audit,
+images with an import from a path, an upload with its progress bar and
+one from stdin, versions, verification of a sound and a damaged version,
+the library, machines and their import, groups, criteria, entries,
+rights, deployments with a --now run and runs), --json (always one
+parsable document) and -q output, table columns with names where the API
+gives ids, exit statuses (1 the server refused, with its message and
+field; 2 bad usage; 3 cannot reach the server), a wrong pinned key
+refused, and every --help.
 """
 import json
 import os
+import pty
+import re
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apilib  # noqa: E402
@@ -25,11 +33,17 @@ HOME = tempfile.mkdtemp(prefix=f"mlctl{os.getpid()}-")
 CONF = os.path.join(HOME, ".config", "microlinux", "mlctl.conf")
 
 
+# Sanitizer reports seen on any mlctl's stderr (UBSan does not change the exit status).
+SANITIZER = []
+
+
 class Result:
     def __init__(self, p):
         self.rc = p.returncode
         self.out = p.stdout
         self.err = p.stderr
+        if "runtime error" in self.err or "Sanitizer" in self.err:
+            SANITIZER.append(self.err[-2000:])
 
     def json(self):
         try:
@@ -88,7 +102,7 @@ def test_usage():
              "user": ["list", "show", "add", "set", "rm"],
              "token": ["list", "create", "rm"],
              "image": ["list", "show", "create", "set", "rm", "import", "upload", "versions",
-                       "version", "rm-version"],
+                       "version", "rm-version", "verify"],
              "library": ["show", "gc"],
              "machine": ["list", "show", "add", "set", "rm", "import"],
              "group": ["list", "show", "add", "set", "rm", "add-member", "rm-member",
@@ -399,174 +413,637 @@ def test_passwd_logout(srv, url, fp):
     ok(r, "login again after logout")
 
 
-# ---- APIs that land later: each part is skipped while the server lacks it.
+# ---- images, inventory, entries, rights, deployments and runs ----------------
 
-def available(srv, path, what):
-    r = srv.get(path)
-    if r.status == 404 and isinstance(r.json, dict) and \
-            r.json.get("error", {}).get("message") == "no such API path":
-        print(f"SKIP: {what}: the server has no {path} yet", flush=True)
-        return False
-    return True
+def mlctl_bytes(*args, data=b""):
+    """Runs mlctl with bytes on stdin (an upload from -)."""
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith("MLCTL_") and k != "XDG_CONFIG_HOME"}
+    e["HOME"] = HOME
+    e["TZ"] = "UTC"
+    p = subprocess.run([MLCTL] + list(args), input=data, capture_output=True, env=e,
+                       timeout=300)
+    p.stdout = p.stdout.decode("utf-8", "replace")
+    p.stderr = p.stderr.decode("utf-8", "replace")
+    return Result(p)
+
+
+def mlctl_tty(*args):
+    """Runs mlctl with stderr on a terminal (a pty), where it draws progress bars.
+    Returns the result with err holding what the terminal got."""
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith("MLCTL_") and k != "XDG_CONFIG_HOME"}
+    e["HOME"] = HOME
+    e["TZ"] = "UTC"
+    master, slave = pty.openpty()
+    p = subprocess.Popen([MLCTL] + list(args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=slave, env=e)
+    os.close(slave)
+    got = []
+
+    def drain():
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:
+                return
+            if not b:
+                return
+            got.append(b)
+    t = threading.Thread(target=drain)
+    t.start()
+    out, _ = p.communicate(timeout=300)
+    t.join(timeout=30)
+    os.close(master)
+
+    class P:
+        pass
+    r = P()
+    r.returncode = p.returncode
+    r.stdout = out.decode("utf-8", "replace")
+    r.stderr = b"".join(got).decode("utf-8", "replace")
+    return Result(r)
+
+
+def rows(r):
+    """The table's rows as lists of cells (split on runs of 2+ spaces)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in r.out.splitlines()[1:]]
+
+
+def env_token(srv, name, role):
+    """MLCTL_TOKEN settings for a new user with role (the config file's server and pin)."""
+    srv.login()  # the test's own session ended with 'mlctl passwd'
+    return {"MLCTL_TOKEN": srv.user_token(name, role)}
+
+
+def chunk_file(srv):
+    """One stored chunk file of the library (every test version shares its chunks)."""
+    root = os.path.join(srv.dir, "data", "chunks")
+    for sub in sorted(os.listdir(root)):
+        d = os.path.join(root, sub)
+        if len(sub) == 2 and os.path.isdir(d):
+            for name in sorted(os.listdir(d)):
+                if len(name) == 66 and not name.startswith("."):
+                    return os.path.join(d, name)
+    return None
 
 
 def test_images(srv):
-    if not available(srv, "/images", "image and library commands"):
-        return None
     r = mlctl("image", "create", "img-a", "--os", "linux", "--cpus", "4", "--memory-mb", "4096",
-              "--json")
+              "--display", "spice", "--json")
     j = r.json()
-    check(r.rc == 0 and j and j.get("name") == "img-a" and j.get("cpus") == 4,
+    check(r.rc == 0 and j and j.get("name") == "img-a" and j.get("cpus") == 4 and
+          j.get("os_type") == "linux" and j.get("display") == "spice" and
+          j.get("latest_version") is None and j.get("versions") == 0,
           "image create --json", repr(r))
-    r = mlctl("image", "create", "img-b", "--cpus", "999")
-    fails(r, 1, "image create with too many CPUs", "cpus")
+    fails(mlctl("image", "create", "img-b", "--cpus", "999"), 1, "image create, 999 CPUs",
+          "mlctl: image create: cpus")
+    fails(mlctl("image", "create", "img-b", "--os", "beos"), 1, "image create, bad OS",
+          "os_type")
+    fails(mlctl("image", "create", "img-a"), 1, "image create, a taken name", "name")
+    fails(mlctl("image", "create"), 2, "image create without a name", "missing NAME")
+    fails(mlctl("image", "create", "img-b", "--cpus", "four"), 2, "image create, --cpus four",
+          "--cpus four")
     r = mlctl("image", "list")
     ok(r, "image list")
-    check(header(r)[:3] == ["ID", "NAME", "OS"] and "img-a" in r.out, "image list table",
-          repr(r))
-    r = mlctl("image", "set", "img-a", "--description", "test image", "--json")
-    check(r.rc == 0 and (r.json() or {}).get("description") == "test image", "image set",
-          repr(r))
-    r = mlctl("image", "import", "img-a", "/nonexistent/disk.raw")
-    check(r.rc == 1 and "mlctl: image import: " in r.err, "import of a missing file fails",
-          repr(r))
-    disk = os.path.join(HOME, "disk.raw")
-    with open(disk, "wb") as f:
-        for i in range(4):
-            f.write(os.urandom(256 * 1024))
-            f.write(b"\0" * (768 * 1024))
-    r = mlctl("image", "upload", "img-a", disk, "--note", "first", "--json")
+    check(header(r)[:4] == ["ID", "NAME", "OS", "CPUS"] and "VERSIONS" in header(r) and
+          "VLAN" in header(r), "image list columns", repr(r))
+    check(rows(r) and rows(r)[0][:6] == ["1", "img-a", "linux", "4", "4.0 GiB", "bios"],
+          "image list row", repr(r))
+    r = mlctl("image", "show", "img-a")
+    check(r.rc == 0 and "memory_mb:" in r.out and "latest_version: -" in r.out,
+          "image show", repr(r))
+    r = mlctl("image", "set", "img-a", "--description", "test image", "--vlan", "20",
+              "--json")
     j = r.json()
-    check(r.rc == 0 and j and j.get("state") == "ready" and j.get("size") == 4 << 20,
-          "image upload waits until ready", repr(r))
+    check(r.rc == 0 and j and j.get("description") == "test image" and j.get("vlan") == 20,
+          "image set", repr(r))
+    r = mlctl("image", "set", "img-a", "--vlan", "", "--json")
+    check(r.rc == 0 and (r.json() or {}).get("vlan", 0) is None, "image set --vlan ''",
+          repr(r))
+    fails(mlctl("image", "set", "img-a"), 2, "image set without changes", "nothing to change")
+    fails(mlctl("image", "set", "img-a", "--vlan", "5000"), 1, "image set, VLAN 5000", "vlan")
+
+    # Import from a path on the server: a real ext4 disk of /usr/share/doc files.
+    disk = os.path.join(HOME, "doc.img")
+    apilib.make_doc_image(disk, size_mib=48, fill_mib=16)
+    size = os.path.getsize(disk)
+    r = mlctl("image", "import", "img-a", disk, "--note", "from a path", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("state") == "ready" and j.get("size") == size and
+          j.get("source") == disk and j.get("note") == "from a path" and
+          j.get("created_by") == "admin" and j.get("created_by_id") == 1 and
+          j.get("progress") == 1 and j.get("phase") is None and j.get("new_bytes", 0) > 0,
+          "image import waits until ready", repr(r))
+    sha = (j or {}).get("sha256")
+    fails(mlctl("image", "import", "img-a", "/nonexistent/disk.raw"), 1,
+          "import of a missing file", "mlctl: image import: path")
+    fails(mlctl("image", "import", "img-a", "doc.img"), 1, "import of a relative path", "path")
+    empty = os.path.join(HOME, "empty.img")
+    open(empty, "w").close()
+    fails(mlctl("image", "import", "img-a", empty), 1, "import of an empty file", "path")
+    fails(mlctl("image", "import", "img-a"), 2, "import without a path", "missing")
+    fails(mlctl("image", "import", "nosuch", disk), 1, "import into an unknown image",
+          "no image named 'nosuch'")
+    # --no-wait answers at once with the version importing, then it gets ready.
+    r = mlctl("image", "import", "img-a", disk, "--no-wait", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("state") == "importing" and
+          j.get("phase") in ("queued", "importing") and j.get("number") == 2,
+          "image import --no-wait", repr(r))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        r = mlctl("image", "version", "img-a", "v2", "--json")
+        if (r.json() or {}).get("state") != "importing":
+            break
+        time.sleep(0.2)
+    j = r.json()
+    check(r.rc == 0 and j and j.get("state") == "ready" and j.get("new_bytes") == 0 and
+          j.get("sha256") == sha, "the --no-wait import gets ready, sharing every chunk",
+          repr(r))
+
+    # Upload from here with a progress bar (stderr on a terminal), then wait.
+    r = mlctl_tty("image", "upload", "img-a", disk, "--note", "from my laptop", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("state") == "ready" and j.get("source") == "upload" and
+          j.get("note") == "from my laptop" and j.get("sha256") == sha and
+          j.get("size") == size, "image upload waits until ready", repr(r))
+    check("upload" in r.err and "100%" in r.err and "\r" in r.err,
+          "image upload draws a progress bar on a terminal", repr(r))
+    # From stdin: chunked, no length known.
+    with open(disk, "rb") as f:
+        data = f.read()
+    r = mlctl_bytes("image", "upload", "img-a", "-", "--note", "stdin", "-q", data=data)
+    check(r.rc == 0 and r.out.strip() == "4", "image upload from stdin -q", repr(r))
+    fails(mlctl("image", "upload", "img-a", os.path.join(HOME, "nope.img")), 1,
+          "upload of a missing local file", "nope.img")
+    fails(mlctl("image", "upload", "img-a", HOME), 1, "upload of a directory",
+          "not a regular file")
+    fails(mlctl("image", "upload", "img-a", empty), 1, "upload of an empty file",
+          "mlctl: image upload: ")
+
     r = mlctl("image", "versions", "img-a")
     ok(r, "image versions")
-    check(header(r)[:3] == ["ID", "NO", "STATE"] and "ready" in r.out, "versions table",
-          repr(r))
+    check(header(r)[:3] == ["ID", "NO", "STATE"] and "SOURCE" in header(r) and
+          "BY" in header(r), "versions columns", repr(r))
+    rs = rows(r)
+    check([x[1] for x in rs] == ["4", "3", "2", "1"] and all(x[2] == "ready" for x in rs),
+          "versions newest first, all ready", repr(r))
+    check("upload" in r.out and disk in r.out and "admin" in r.out and "stdin" in r.out,
+          "versions show source, user and note", repr(r))
+    r = mlctl("image", "versions", "img-a", "--json", "--limit", "2")
+    j = r.json()
+    check(r.rc == 0 and j and len(j["items"]) == 2 and j["total"] == 4,
+          "image versions --json --limit", repr(r))
     r = mlctl("image", "version", "img-a", "v1", "--json")
     check(r.rc == 0 and (r.json() or {}).get("number") == 1, "image version vN", repr(r))
     r = mlctl("image", "version", "img-a", "latest", "-q")
-    check(r.rc == 0 and r.out.strip().isdigit(), "image version latest", repr(r))
-    vid = r.out.strip()
+    check(r.rc == 0 and r.out.strip() == "4", "image version latest", repr(r))
+    r = mlctl("image", "version", "img-a", "3")
+    check(r.rc == 0 and "source:" in r.out and "upload" in r.out and "(48.0 MiB)" in r.out,
+          "image version by id, sizes in human form", repr(r))
+    fails(mlctl("image", "version", "img-a", "x3"), 2, "image version x3", "not a version")
+    fails(mlctl("image", "version", "img-a", "v99"), 1, "image version v99",
+          "image img-a has no version v99")
+    fails(mlctl("image", "version", "img-a", "99"), 1, "image version of an unknown id",
+          "99")
+
+    # Verify: clean, then with a rotten chunk (exit 1), then clean again.
+    r = mlctl("image", "verify", "img-a", "v1")
+    check(r.rc == 0 and "ok:" in r.out and "yes" in r.out and "chunks_checked:" in r.out,
+          "image verify", repr(r))
+    r = mlctl("image", "verify", "img-a", "latest", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("ok") is True and j.get("bad_chunks") == [] and
+          j.get("chunks_checked") == 48, "image verify --json", repr(r))
+    victim = chunk_file(srv)
+    if check(victim is not None, "the library has chunk files"):
+        good = open(victim, "rb").read()
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 0x55
+        open(victim, "wb").write(bytes(bad))
+        r = mlctl("image", "verify", "img-a", "v1")
+        fails(r, 1, "image verify of a damaged version", "is damaged: 1 bad chunk")
+        check("ok:" in r.out and "bad_chunks:" in r.out, "the damage is shown", repr(r))
+        r = mlctl("image", "verify", "img-a", "v1", "--json")
+        j = r.json()
+        check(r.rc == 1 and j and j.get("ok") is False and len(j.get("bad_chunks")) == 1,
+              "image verify --json of a damaged version", repr(r))
+        open(victim, "wb").write(good)
+        ok(mlctl("image", "verify", "img-a", "v1", "-q"), "image verify once repaired")
+    fails(mlctl("image", "verify", "img-a"), 2, "image verify without a version", "missing")
+
     r = mlctl("library", "show", "--json")
-    check(r.rc == 0 and "chunks" in (r.json() or {}), "library show", repr(r))
-    r = mlctl("image", "rm", "img-a")
-    fails(r, 1, "image rm with versions is refused")
-    return vid
+    j = r.json()
+    check(r.rc == 0 and j and j.get("images") == 1 and j.get("versions_ready") == 4 and
+          j.get("versions_bytes") == 4 * size and j.get("chunks", 0) > 0,
+          "library show --json", repr(r))
+    r = mlctl("library", "show")
+    check(r.rc == 0 and "versions_bytes:" in r.out and "(192.0 MiB)" in r.out and
+          "free_bytes:" in r.out, "library show, sizes in human form", repr(r))
+    ok(mlctl("image", "rm-version", "img-a", "v3"), "image rm-version")
+    r = mlctl("image", "versions", "img-a", "-q")
+    check(r.rc == 0 and r.out.split() == ["4", "2", "1"], "the version is gone", repr(r))
+    fails(mlctl("image", "rm-version", "img-a", "v3"), 1, "rm-version twice",
+          "no version v3")
+    r = mlctl("library", "gc", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("chunks_removed") == 0 and j.get("chunks_kept", 0) > 0,
+          "library gc --json (every chunk still used)", repr(r))
+    r = mlctl("library", "gc", env=env_token(srv, "ops-img", "operator"))
+    fails(r, 1, "library gc as an operator", "admin")
+    fails(mlctl("image", "rm", "img-a"), 1, "image rm with versions is refused", "versions")
+    r = mlctl("image", "create", "img-tmp", "-q")
+    check(r.rc == 0 and r.out.strip().isdigit(), "image create -q", repr(r))
+    r = mlctl("image", "rm", "img-tmp")
+    check(r.rc == 0 and "removed image" in r.out, "image rm", repr(r))
+    fails(mlctl("image", "rm", "img-tmp"), 1, "image rm twice", "no image named 'img-tmp'")
 
 
 def test_inventory(srv):
-    machines = None
-    if available(srv, "/machines", "machine commands"):
-        r = mlctl("machine", "add", "pc-101", "--mac", "52:54:00:12:34:56", "--ip",
-                  "10.1.2.101", "--subnet", "10.1.2.5/24", "--room", "B101")
-        fails(r, 1, "machine add with host bits set", "mlctl: machine add: subnet")
-        r = mlctl("machine", "add", "pc-101", "--mac", "52:54:00:12:34:56", "--ip",
-                  "10.1.2.101", "--subnet", "10.1.2.0/24", "--room", "B101", "--tag", "win",
-                  "-q")
-        check(r.rc == 0 and r.out.strip().isdigit(), "machine add -q", repr(r))
-        r = mlctl("machine", "add", "pc-102", "--mac", "52:54:00:12:34:57", "--room", "B102",
-                  "-q")
-        check(r.rc == 0, "machine add (2)", repr(r))
-        r = mlctl("machine", "list", "--room", "B101")
-        ok(r, "machine list --room")
-        check(header(r)[:3] == ["ID", "NAME", "IP"] and "pc-101" in r.out and
-              "pc-102" not in r.out, "machine list --room table", repr(r))
-        r = mlctl("machine", "show", "pc-101", "--json")
-        check(r.rc == 0 and (r.json() or {}).get("room") == "B101", "machine show by name",
-              repr(r))
-        r = mlctl("machine", "set", "pc-101", "--room", "B103", "--json")
-        check(r.rc == 0 and (r.json() or {}).get("room") == "B103", "machine set", repr(r))
-        hosts = os.path.join(HOME, "dhcpd.conf")
-        with open(hosts, "w") as f:
-            f.write("host pc-201 { hardware ethernet 52:54:00:aa:bb:01; "
-                    "fixed-address 10.1.2.201; }\n")
-        r = mlctl("machine", "import", hosts, "--format", "dhcpd", "--dry-run", "--json")
-        j = r.json()
-        check(r.rc in (0, 1) and j and "created" in j and "errors" in j,
-              "machine import --dry-run --json", repr(r))
-        machines = ["pc-101", "pc-102"]
-    if machines and available(srv, "/groups", "group commands"):
-        r = mlctl("group", "add", "lab-b", "--member", "pc-101", "--json")
-        check(r.rc == 0 and (r.json() or {}).get("name") == "lab-b", "group add", repr(r))
-        r = mlctl("group", "add-member", "lab-b", "pc-102")
-        ok(r, "group add-member")
-        r = mlctl("group", "members", "lab-b", "-q")
-        check(r.rc == 0 and len(r.out.split()) == 2, "group members", repr(r))
-        r = mlctl("group", "rm-member", "lab-b", "pc-102")
-        ok(r, "group rm-member")
-        r = mlctl("group", "list")
-        check(r.rc == 0 and header(r)[:2] == ["ID", "NAME"] and "lab-b" in r.out,
-              "group list", repr(r))
-    if machines and available(srv, "/criteria", "criterion commands"):
-        r = mlctl("criterion", "add", "pcs-1", "--name-glob", "pc-1*", "--subnet",
-                  "10.1.0.0/16", "--json")
-        check(r.rc == 0 and (r.json() or {}).get("name_glob") == "pc-1*", "criterion add",
-              repr(r))
-        r = mlctl("criterion", "machines", "pcs-1", "--json")
-        j = r.json()
-        names = sorted(m["name"] for m in (j or {}).get("items", []))
-        check(r.rc == 0 and names == ["pc-101"], "criterion machines", repr(r))
-        r = mlctl("criterion", "list")
-        check(r.rc == 0 and "RULES" in header(r) and "pc-1*" in r.out, "criterion list",
-              repr(r))
-    return machines
-
-
-def test_entries_rights(srv, machines):
-    entry = None
-    if available(srv, "/entries", "entry commands"):
-        r = mlctl("entry", "add", "intranet", "--kind", "web", "--url",
-                  "https://intranet.example.edu", "--json")
-        check(r.rc == 0 and (r.json() or {}).get("kind") == "web", "entry add", repr(r))
-        r = mlctl("entry", "add", "bad", "--kind", "web")
-        fails(r, 1, "entry add without its url", "url")
-        r = mlctl("entry", "list")
-        check(r.rc == 0 and header(r)[:3] == ["ID", "NAME", "KIND"], "entry list", repr(r))
-        entry = "intranet"
-    if entry and machines and available(srv, "/rights", "right commands"):
-        r = mlctl("right", "add", "--entry", entry, "--user", "admin", "--machine",
-                  machines[0], "--window", "mon-fri 08:00-18:00", "-q")
-        rid = r.out.strip()
-        check(r.rc == 0 and rid.isdigit(), "right add", repr(r))
-        r = mlctl("right", "targets", rid, "-q")
-        check(r.rc == 0 and len(r.out.split()) == 1, "right targets", repr(r))
-        r = mlctl("right", "set", rid, "--window", "", "--json")
-        check(r.rc == 0 and (r.json() or {}).get("window") is None, "right set --window ''",
-              repr(r))
-        r = mlctl("right", "rm", rid)
-        ok(r, "right rm")
-
-
-def test_deployments(srv, vid, machines):
-    if not vid or not machines:
-        print("SKIP: deploy and run commands: need images and machines first", flush=True)
-        return
-    if not available(srv, "/deployments", "deploy commands"):
-        return
-    r = mlctl("deploy", "create", "dep-a", "--version", "img-a:latest", "--machine",
-              machines[0], "--at", "+1d", "--no-wake", "--json")
+    r = mlctl("machine", "add", "pc-101", "--mac", "52:54:00:12:34:56", "--ip", "10.1.2.101",
+              "--subnet", "10.1.2.5/24", "--room", "B101")
+    fails(r, 1, "machine add with host bits set", "mlctl: machine add: subnet")
+    check("did you mean 10.1.2.0/24" in r.err, "the server's whole message", repr(r))
+    r = mlctl("machine", "add", "pc-101", "--mac", "52:54:00:12:34:56", "--ip", "10.1.2.101",
+              "--subnet", "10.1.2.0/24", "--room", "B101", "--tag", "win", "-q")
+    check(r.rc == 0 and r.out.strip().isdigit(), "machine add -q", repr(r))
+    r = mlctl("machine", "add", "pc-102", "--mac", "52:54:00:12:34:57", "--room", "B102",
+              "--tag", "win", "--tag", "lab", "--json")
     j = r.json()
-    check(r.rc == 0 and j and j.get("version_id") == int(vid) and
-          j.get("schedule", {}).get("kind") == "at", "deploy create --at", repr(r))
+    check(r.rc == 0 and j and j.get("tags") == ["lab", "win"], "machine add --json", repr(r))
+    fails(mlctl("machine", "add", "pc-103", "--mac", "52:54:00:12:34:57"), 1,
+          "machine add with a MAC in use", "macs")
+    fails(mlctl("machine", "add", "pc-103", "--mac", "zz"), 1, "machine add with a bad MAC",
+          "macs")
+    fails(mlctl("machine", "add"), 2, "machine add without a name", "missing NAME")
+    r = mlctl("machine", "list", "--room", "B101")
+    ok(r, "machine list --room")
+    check(header(r)[:3] == ["ID", "NAME", "IP"] and "pc-101" in r.out and
+          "pc-102" not in r.out, "machine list --room table", repr(r))
+    r = mlctl("machine", "list", "--tag", "lab", "-q")
+    check(r.rc == 0 and r.out.split() == ["2"], "machine list --tag", repr(r))
+    r = mlctl("machine", "list", "--search", "12:34:56", "-q")
+    check(r.rc == 0 and r.out.split() == ["1"], "machine list --search (a MAC)", repr(r))
+    r = mlctl("machine", "show", "PC-101", "--json")
+    check(r.rc == 0 and (r.json() or {}).get("room") == "B101",
+          "machine show by name, any case", repr(r))
+    r = mlctl("machine", "set", "pc-101", "--room", "B103", "--notes", "by the window",
+              "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("room") == "B103" and j.get("notes") == "by the window",
+          "machine set", repr(r))
+    r = mlctl("machine", "set", "pc-101", "--room", "", "--json")
+    check(r.rc == 0 and (r.json() or {}).get("room", 0) is None, "machine set --room ''",
+          repr(r))
+    ok(mlctl("machine", "set", "pc-101", "--room", "B101", "-q"), "machine set back")
+    fails(mlctl("machine", "set", "pc-101", "--ip", "10.9.9.9"), 1,
+          "machine set, IP outside its subnet", "ip")
+    # Import: a dry run, the real thing (a bad line: exit 1), then --update.
+    hosts = os.path.join(HOME, "hosts.csv")
+    with open(hosts, "w") as f:
+        f.write("name,mac,ip,room\n"
+                "pc-201,52:54:00:aa:bb:01,10.1.2.201,B201\n"
+                "pc-202,zz,10.1.2.202,B201\n"
+                "pc-102,52:54:00:12:34:57,,B102\n")
+    r = mlctl("machine", "import", hosts, "--dry-run")
+    fails(r, 1, "machine import --dry-run with a bad line", "1 line had errors")
+    check(r.out.strip() == "csv, dry run (nothing changed): 1 created, 0 updated, "
+          "0 unchanged, 1 skipped, 1 error", "import summary", repr(r))
+    check(f"{hosts}:3: bad MAC address" in r.err, "the bad line as FILE:LINE", repr(r))
+    check(mlctl("machine", "show", "pc-201").rc == 1, "a dry run creates nothing")
+    r = mlctl("machine", "import", hosts, "--json")
+    j = r.json()
+    check(r.rc == 1 and j and j.get("created") == 1 and j.get("skipped") == 1 and
+          j.get("error_count") == 1 and j.get("errors")[0]["line"] == 3,
+          "machine import --json", repr(r))
+    r = mlctl("machine", "import", hosts, "--update", "--format", "csv")
+    check(r.rc == 1 and "0 created, 0 updated, 2 unchanged, 0 skipped, 1 error" in r.out,
+          "machine import --update: unchanged", repr(r))
+    fails(mlctl("machine", "import", hosts, "--format", "xml"), 1, "import, bad format",
+          "format")
+    fails(mlctl("machine", "import", os.path.join(HOME, "nope.csv")), 1,
+          "import of a missing file", "nope.csv")
+    ok(mlctl("machine", "rm", "pc-201"), "machine rm")
+    fails(mlctl("machine", "rm", "pc-201"), 1, "machine rm twice", "no machine named")
+
+    # Groups.
+    r = mlctl("group", "add", "lab-b", "--description", "Lab B", "--member", "pc-101",
+              "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("name") == "lab-b" and j.get("members") == [1] and
+          j.get("member_count") == 1, "group add", repr(r))
+    r = mlctl("group", "add-member", "lab-b", "pc-102", "--json")
+    check(r.rc == 0 and (r.json() or {}).get("member_count") == 2, "group add-member",
+          repr(r))
+    r = mlctl("group", "members", "lab-b", "-q")
+    check(r.rc == 0 and r.out.split() == ["1", "2"], "group members", repr(r))
+    r = mlctl("group", "list")
+    check(r.rc == 0 and header(r) == ["ID", "NAME", "MEMBERS", "DESCRIPTION"] and
+          rows(r) == [["1", "lab-b", "2", "Lab B"]], "group list shows member counts",
+          repr(r))
+    r = mlctl("group", "rm-member", "lab-b", "pc-102")
+    check(r.rc == 0 and "removed machine" in r.out, "group rm-member", repr(r))
+    fails(mlctl("group", "rm-member", "lab-b", "pc-102"), 1, "group rm-member of a non-member",
+          "not a member")
+    r = mlctl("group", "show", "lab-b")
+    check(r.rc == 0 and "member_count: 1" in r.out, "group show", repr(r))
+    fails(mlctl("group", "add", "lab-b"), 1, "group add, a taken name", "name")
+    fails(mlctl("group", "add", "lab-x", "--member", "99"), 1, "group add, unknown machine",
+          "members: no machine with id 99")
+    fails(mlctl("group", "add", "lab-x", "--member", "pc-999"), 1,
+          "group add, unknown machine name", "no machine named 'pc-999'")
+    ok(mlctl("group", "add", "tmp", "--member", "pc-101,pc-102", "-q"), "group add a,b")
+    r = mlctl("group", "set", "tmp", "--member", "", "--name", "tmp2", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("member_count") == 0 and j.get("name") == "tmp2",
+          "group set --member '' --name", repr(r))
+    ok(mlctl("group", "rm", "tmp2"), "group rm")
+    r = mlctl("machine", "list", "--group", "lab-b", "-q")
+    check(r.rc == 0 and r.out.split() == ["1"], "machine list --group NAME", repr(r))
+    fails(mlctl("machine", "list", "--group", "nosuch"), 1, "machine list, unknown group",
+          "no group named 'nosuch'")
+
+    # Criteria.
+    r = mlctl("criterion", "add", "pcs-1", "--name-glob", "pc-1*", "--subnet", "10.1.0.0/16",
+              "--description", "floor 1", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("name_glob") == "pc-1*" and j.get("room") is None,
+          "criterion add", repr(r))
+    r = mlctl("criterion", "machines", "pcs-1", "--json")
+    j = r.json()
+    names = sorted(m["name"] for m in (j or {}).get("items", []))
+    check(r.rc == 0 and names == ["pc-101"], "criterion machines (pc-102 has no IP)", repr(r))
+    r = mlctl("criterion", "list")
+    check(r.rc == 0 and "RULES" in header(r) and
+          "name_glob=pc-1* subnet=10.1.0.0/16" in r.out, "criterion list", repr(r))
+    r = mlctl("criterion", "set", "pcs-1", "--subnet", "", "--room", "B102", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("subnet") is None and j.get("room") == "B102",
+          "criterion set", repr(r))
+    r = mlctl("criterion", "machines", "pcs-1", "-q")
+    check(r.rc == 0 and r.out.split() == ["2"], "criterion machines after set", repr(r))
+    r = mlctl("criterion", "show", "pcs-1")
+    check(r.rc == 0 and "name_glob:   pc-1*" in r.out, "criterion show", repr(r))
+    fails(mlctl("criterion", "add", "bad", "--subnet", "10.1.2.5/24"), 1,
+          "criterion add with host bits set", "subnet: 10.1.2.5/24 has host bits set")
+    fails(mlctl("criterion", "add", "bad"), 1, "criterion add without rules", "at least one")
+    fails(mlctl("criterion", "add", "bad", "--name-glob", "pc-[1"), 1,
+          "criterion add, bad glob", "name_glob")
+    fails(mlctl("criterion", "set", "pcs-1", "--name-glob", "", "--room", ""), 1,
+          "criterion set clearing every rule", "at least one")
+    ok(mlctl("criterion", "add", "tmp", "--tag", "win", "-q"), "criterion add -q")
+    ok(mlctl("criterion", "rm", "tmp"), "criterion rm")
+    return ["pc-101", "pc-102"]
+
+
+def test_entries_rights(srv):
+    r = mlctl("entry", "add", "win-desktop", "--kind", "vm", "--image", "img-a", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("kind") == "vm" and j.get("image_id") == 1 and
+          j.get("url") is None, "entry add vm", repr(r))
+    r = mlctl("entry", "add", "terminal", "--kind", "rdp", "--host", "TS1.example.edu",
+              "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("host") == "ts1.example.edu" and j.get("port") == 3389,
+          "entry add rdp (default port)", repr(r))
+    r = mlctl("entry", "add", "console", "--kind", "spice", "--host", "10.0.0.5", "--port",
+              "5901", "-q")
+    check(r.rc == 0 and r.out.strip().isdigit(), "entry add spice", repr(r))
+    r = mlctl("entry", "add", "intranet", "--kind", "web", "--url",
+              "https://intranet.example.edu/", "--description", "the intranet", "-q")
+    check(r.rc == 0 and r.out.strip().isdigit(), "entry add web", repr(r))
+    r = mlctl("entry", "list")
+    ok(r, "entry list")
+    check(header(r) == ["ID", "NAME", "KIND", "TARGET", "DESCRIPTION"], "entry list columns",
+          repr(r))
+    check(["1", "win-desktop", "vm", "image img-a", "-"] in rows(r) and
+          ["2", "terminal", "rdp", "ts1.example.edu:3389", "-"] in rows(r) and
+          ["3", "console", "spice", "10.0.0.5:5901", "-"] in rows(r) and
+          ["4", "intranet", "web", "https://intranet.example.edu/", "the intranet"] in rows(r),
+          "entry list rows (an image by name)", repr(r))
+    r = mlctl("entry", "list", "--kind", "rdp", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and [e["name"] for e in j["items"]] == ["terminal"],
+          "entry list --kind", repr(r))
+    r = mlctl("entry", "show", "terminal")
+    check(r.rc == 0 and "host:        ts1.example.edu" in r.out, "entry show", repr(r))
+    r = mlctl("entry", "set", "terminal", "--port", "3390", "--json")
+    check(r.rc == 0 and (r.json() or {}).get("port") == 3390, "entry set --port", repr(r))
+    r = mlctl("entry", "set", "terminal", "--port", "", "--json")
+    check(r.rc == 0 and (r.json() or {}).get("port") == 3389,
+          "entry set --port '': the default again", repr(r))
+    fails(mlctl("entry", "set", "terminal", "--url", "https://x.example/"), 1,
+          "entry set, a field of another kind", "url applies only to web entries")
+    fails(mlctl("entry", "add", "bad", "--kind", "web"), 1, "entry add web without url", "url")
+    fails(mlctl("entry", "add", "bad", "--kind", "telnet", "--host", "x"), 1,
+          "entry add, bad kind", "kind")
+    fails(mlctl("entry", "add", "terminal", "--kind", "rdp", "--host", "x"), 1,
+          "entry add, a taken name", "name")
+    fails(mlctl("entry", "add", "bad", "--kind", "vm", "--image", "nosuch"), 1,
+          "entry add, unknown image", "no image named 'nosuch'")
+    fails(mlctl("entry", "list", "--kind"), 2, "entry list --kind without a value",
+          "needs a value")
+    ok(mlctl("entry", "rm", "console"), "entry rm")
+
+    # Rights.
+    r = mlctl("right", "add", "--entry", "win-desktop", "--user", "alice", "--user-group",
+              "Teachers 2B", "--machine", "pc-102", "--group", "lab-b", "--criterion",
+              "pcs-1", "--window", "mon-fri 08:00-18:00; fri 22:00-02:00", "--description",
+              "lessons", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("entry_id") == 1 and j.get("users") == ["alice"] and
+          j.get("user_groups") == ["Teachers 2B"] and
+          j.get("targets") == {"machines": [2], "groups": [1], "criteria": [1]} and
+          j.get("window") == "mon-thu 08:00-18:00; fri 08:00-18:00,22:00-02:00",
+          "right add", repr(r))
+    rid = str((j or {}).get("id", 0))
+    r = mlctl("right", "list")
+    ok(r, "right list")
+    check(header(r) == ["ID", "ENTRY", "WHO", "TARGETS", "WINDOW", "DESCRIPTION"],
+          "right list columns", repr(r))
+    check(rows(r) == [[rid, "win-desktop", "alice, @Teachers 2B",
+                       "machines pc-102; groups lab-b; criteria pcs-1",
+                       "mon-thu 08:00-18:00; fri 08:00-18:00,22:00-02:00", "lessons"]],
+          "right list row: names, not ids", repr(r))
+    r = mlctl("right", "list", "--entry", "terminal", "-q")
+    check(r.rc == 0 and r.out.strip() == "", "right list --entry (none)", repr(r))
+    r = mlctl("right", "list", "--entry", "win-desktop", "-q")
+    check(r.rc == 0 and r.out.split() == [rid], "right list --entry", repr(r))
+    r = mlctl("right", "show", rid)
+    check(r.rc == 0 and "user_groups:      Teachers 2B" in r.out and
+          "targets.groups:   1" in r.out, "right show", repr(r))
+    r = mlctl("right", "targets", rid)
+    check(r.rc == 0 and header(r)[:2] == ["ID", "NAME"] and
+          [x[1] for x in rows(r)] == ["pc-101", "pc-102"], "right targets", repr(r))
+    r = mlctl("right", "set", rid, "--window", "", "--user", "bob", "--user", "alice",
+              "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("window", 0) is None and j.get("users") == ["alice", "bob"],
+          "right set --window '' --user", repr(r))
+    r = mlctl("right", "list")
+    check(r.rc == 0 and rows(r) and rows(r)[0][4] == "always", "a right without window: always",
+          repr(r))
+    r = mlctl("right", "set", rid, "--group", "lab-b", "--json")
+    check(r.rc == 0 and (r.json() or {}).get("targets") ==
+          {"machines": [], "groups": [1], "criteria": []}, "right set: targets replaced",
+          repr(r))
+    fails(mlctl("right", "add", "--entry", "terminal", "--user", "alice"), 1,
+          "right add without targets", "targets")
+    fails(mlctl("right", "add", "--entry", "terminal", "--machine", "pc-101"), 1,
+          "right add without principals", "users")
+    r = mlctl("right", "add", "--entry", "terminal", "--user", "alice", "--machine", "pc-101",
+              "--window", "mon-fri 25:00-26:00")
+    fails(r, 1, "right add, bad window", "window: ")
+    check("25:00" in r.err, "the window message quotes the bad part", repr(r))
+    fails(mlctl("right", "add", "--entry", "nosuch", "--user", "a", "--machine", "1"), 1,
+          "right add, unknown entry", "no entry named 'nosuch'")
+    fails(mlctl("right", "show", "abc"), 2, "right show abc", "not a right id")
+    fails(mlctl("right", "show", "999"), 1, "right show 999", "no right with id 999")
+    fails(mlctl("group", "rm", "lab-b"), 1, "group rm while a right targets it", "mlctl: group rm:")
+    r = mlctl("right", "add", "--entry", "intranet", "--user-group", "staff", "--machine",
+              "pc-101", "-q")
+    tmp = r.out.strip()
+    check(r.rc == 0 and tmp.isdigit(), "right add -q", repr(r))
+    r = mlctl("right", "rm", tmp)
+    check(r.rc == 0 and f"removed right {tmp}" in r.out, "right rm", repr(r))
+    fails(mlctl("right", "rm", tmp), 1, "right rm twice", f"no right with id {tmp}")
+
+
+def test_deployments(srv):
+    r = mlctl("deploy", "create", "dep-a", "--version", "img-a:latest", "--machine", "pc-102",
+              "--group", "lab-b", "--at", "+1d", "--no-wake", "--rate-mbps", "800", "--wait",
+              "120", "--report-to", "it@example.edu", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("version_id") == 4 and j.get("image_id") == 1 and
+          j.get("schedule", {}).get("kind") == "at" and j.get("next_due") and
+          j.get("options") == {"rate_mbps": 800, "wake": False, "wait_s": 120,
+                               "report_to": ["it@example.edu"]} and
+          j.get("targets") == {"machines": [2], "groups": [1], "criteria": []} and
+          j.get("created_by_name") == "admin", "deploy create --at", repr(r))
     r = mlctl("deploy", "list")
-    check(r.rc == 0 and "dep-a" in r.out and "NEXT" in r.out, "deploy list", repr(r))
+    ok(r, "deploy list")
+    check(header(r)[:4] == ["ID", "NAME", "VERSION", "TARGETS"] and "NEXT" in header(r),
+          "deploy list columns", repr(r))
+    row = rows(r)[0] if rows(r) else []
+    check(row[:4] == ["1", "dep-a", "img-a:v4", "machines pc-102; groups lab-b"] and
+          row[4].startswith("at ") and row[5] == "yes", "deploy list row", repr(r))
+    r = mlctl("deploy", "show", "dep-a")
+    check(r.rc == 0 and "schedule.kind:     at" in r.out and
+          "options.report_to: it@example.edu" in r.out, "deploy show", repr(r))
     r = mlctl("deploy", "targets", "dep-a", "-q")
-    check(r.rc == 0 and len(r.out.split()) == 1, "deploy targets", repr(r))
-    r = mlctl("deploy", "set", "dep-a", "--cron", "30 6 * * 1-5", "--disable", "--json")
+    check(r.rc == 0 and r.out.split() == ["1", "2"], "deploy targets", repr(r))
+    r = mlctl("deploy", "set", "dep-a", "--cron", "30 06 * * mon-fri", "--json")
     j = r.json()
-    check(r.rc == 0 and j and j.get("enabled") is False, "deploy set", repr(r))
+    check(r.rc == 0 and j and j.get("schedule") == {"kind": "cron", "cron": "30 6 * * 1-5"}
+          and j.get("next_due"), "deploy set --cron (canonical)", repr(r))
+    r = mlctl("deploy", "set", "dep-a", "--disable", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("enabled") is False and j.get("next_due") is None,
+          "deploy set --disable", repr(r))
+    r = mlctl("deploy", "set", "dep-a", "--enable", "--wait", "600", "--version", "img-a:v1",
+              "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("enabled") is True and j.get("next_due") and
+          j.get("version_id") == 1 and j.get("options", {}).get("wait_s") == 600 and
+          j.get("options", {}).get("rate_mbps") == 800,
+          "deploy set --enable --wait --version (other options kept)", repr(r))
     r = mlctl("deploy", "run", "dep-a", "--json")
     j = r.json()
-    check(r.rc == 0 and j and j.get("cause") == "manual", "deploy run", repr(r))
-    if available(srv, "/runs", "run commands"):
-        r = mlctl("run", "list", "--deployment", "dep-a", "-q")
-        check(r.rc == 0 and len(r.out.split()) >= 1, "run list --deployment", repr(r))
-        run_id = r.out.split()[0] if r.out.split() else "0"
-        r = mlctl("run", "show", run_id, "--json")
-        check(r.rc == 0 and (r.json() or {}).get("id") == int(run_id), "run show", repr(r))
-    r = mlctl("deploy", "rm", "dep-a")
-    ok(r, "deploy rm")
+    check(r.rc == 0 and j and j.get("cause") == "manual" and j.get("state") == "pending" and
+          j.get("deployment_name") == "dep-a" and j.get("version_id") == 1,
+          "deploy run", repr(r))
+    manual = (j or {}).get("id")
+
+    # --now: the scheduler makes a pending run at once.
+    r = mlctl("deploy", "create", "dep-now", "--version", "img-a", "--criterion", "pcs-1",
+              "--now", "-q")
+    check(r.rc == 0 and r.out.strip().isdigit(), "deploy create --now -q", repr(r))
+    runs = []
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        r = mlctl("run", "list", "--deployment", "dep-now", "--json")
+        runs = (r.json() or {}).get("items", [])
+        if runs:
+            break
+        time.sleep(0.2)
+    check(len(runs) == 1 and runs[0]["state"] == "pending" and
+          runs[0]["cause"] == "schedule" and runs[0]["deployment_name"] == "dep-now" and
+          runs[0]["version_id"] == 4, "deploy --now: a pending run", runs)
+    r = mlctl("run", "list")
+    ok(r, "run list")
+    check(header(r)[:5] == ["ID", "DEPLOYMENT", "VERSION", "STATE", "CAUSE"],
+          "run list columns", repr(r))
+    check(rows(r) and rows(r)[0][:5] == [str(runs[0]["id"]) if runs else "?", "dep-now",
+                                         "img-a:v4", "pending", "schedule"] and
+          rows(r)[1][:5] == [str(manual), "dep-a", "img-a:v1", "pending", "manual"],
+          "run list rows: newest first, names", repr(r))
+    r = mlctl("run", "list", "--state", "pending", "-q")
+    check(r.rc == 0 and len(r.out.split()) == 2, "run list --state", repr(r))
+    r = mlctl("deploy", "runs", "dep-a", "-q")
+    check(r.rc == 0 and r.out.split() == [str(manual)], "deploy runs", repr(r))
+    r = mlctl("run", "show", str(manual))
+    check(r.rc == 0 and "deployment_name: dep-a" in r.out and "cause:           manual"
+          in r.out, "run show", repr(r))
+    r = mlctl("run", "show", str(manual), "--json")
+    check(r.rc == 0 and (r.json() or {}).get("id") == manual, "run show --json", repr(r))
+
+    # Refusals: the server's message (and field), or usage.
+    base = ["deploy", "create", "bad", "--version", "img-a", "--machine", "pc-101"]
+    fails(mlctl(*base, "--cron", "61 * * * *"), 1, "deploy create, bad cron",
+          "schedule.cron: minute: '61' is out of range 0-59")
+    fails(mlctl(*base, "--at", "2020-01-01 10:00"), 1, "deploy create, at in the past",
+          "schedule.at: at is in the past")
+    fails(mlctl(*base, "--now", "--report-to", "not-an-address"), 1,
+          "deploy create, bad e-mail", "options.report_to")
+    fails(mlctl(*base, "--now", "--rate-mbps", "0"), 1, "deploy create, rate 0",
+          "options.rate_mbps")
+    fails(mlctl("deploy", "create", "bad", "--version", "img-a", "--now"), 1,
+          "deploy create without targets", "targets")
+    fails(mlctl("deploy", "create", "dep-a", "--version", "img-a", "--machine", "1", "--now"),
+          1, "deploy create, a taken name", "name")
+    fails(mlctl(*base[:4], "img-a:v99", "--machine", "1", "--now"), 1,
+          "deploy create, unknown version", "no version v99")
+    fails(mlctl(*base, "--now", "--cron", "* * * * *"), 2, "deploy create, two schedules",
+          "one of --now")
+    fails(mlctl(*base, "--at", "garbage"), 2, "deploy create, bad --at", "--at garbage")
+    fails(mlctl(*base, "--now", "--wait", "soon"), 2, "deploy create, bad --wait",
+          "--wait soon")
+    fails(mlctl("deploy", "create", "bad", "--machine", "1", "--now"), 2,
+          "deploy create without --version", "--version is required")
+    fails(mlctl("deploy", "set", "dep-a", "--now", "--at", "+1h"), 2,
+          "deploy set, two schedules", "at most one")
+    fails(mlctl("deploy", "show", "nosuch"), 1, "deploy show, unknown", "no deployment named")
+    fails(mlctl("run", "list", "--state", "exploded"), 1, "run list, bad state", "state")
+    fails(mlctl("run", "show", "abc"), 2, "run show abc", "not a run id")
+    fails(mlctl("run", "show", "999"), 1, "run show 999", "no run with id 999")
+    # What deployments and runs hold on to.
+    fails(mlctl("image", "rm-version", "img-a", "v1"), 1, "rm-version of a deployed version",
+          "mlctl: image rm-version: ")
+    fails(mlctl("criterion", "rm", "pcs-1"), 1, "criterion rm while a deployment uses it",
+          "mlctl: criterion rm: ")
+
+    # Deleting a deployment cancels its pending run; the run keeps the name.
+    r = mlctl("deploy", "rm", "dep-now")
+    check(r.rc == 0 and "removed deployment" in r.out, "deploy rm", repr(r))
+    r = mlctl("run", "list", "--state", "cancelled", "--json")
+    j = r.json()
+    items = (j or {}).get("items", [])
+    check(r.rc == 0 and len(items) == 1 and items[0]["deployment_id"] is None and
+          items[0]["deployment_name"] == "dep-now" and
+          items[0]["error"] == "the deployment was deleted", "its run is cancelled", repr(r))
+    r = mlctl("run", "list", "--state", "cancelled")
+    check(r.rc == 0 and rows(r) and rows(r)[0][1:4] == ["dep-now", "img-a:v4", "cancelled"],
+          "a cancelled run still shows its deployment's name", repr(r))
+    fails(mlctl("deploy", "rm", "dep-now"), 1, "deploy rm twice", "no deployment named")
+    r = mlctl("deploy", "create", "dep-off", "--version", "1", "--machine", "pc-102",
+              "--cron", "@daily", "--disabled", "--json")
+    j = r.json()
+    check(r.rc == 0 and j and j.get("enabled") is False and j.get("next_due") is None,
+          "deploy create --disabled", repr(r))
+    ok(mlctl("deploy", "rm", "dep-off", "dep-a"), "deploy rm of two")
+    r = mlctl("deploy", "list", "-q")
+    check(r.rc == 0 and r.out.strip() == "", "no deployments left", repr(r))
 
 
 def main():
@@ -587,12 +1064,16 @@ def main():
                 test_pin_and_reachability(url, fp)
                 test_cacert(srv, url)
                 test_passwd_logout(srv, url, fp)
-                vid = test_images(srv)
-                machines = test_inventory(srv)
-                test_entries_rights(srv, machines)
-                test_deployments(srv, vid, machines)
+                test_images(srv)
+                test_inventory(srv)
+                test_entries_rights(srv)
+                test_deployments(srv)
+            log = srv.logtext()
+            check("runtime error" not in log and "Sanitizer" not in log,
+                  "no sanitizer reports in the server's log", log[-2000:])
     finally:
         shutil.rmtree(HOME, ignore_errors=True)
+    check(not SANITIZER, "no sanitizer reports from mlctl", SANITIZER[:3])
     done()
 
 

@@ -7,7 +7,9 @@ assertion; the process exits 1 when any check failed (meson counts it).
 import http.client
 import json
 import os
+import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -245,3 +247,86 @@ def check_auth(srv, method, path, role_needed, body=None, tokens=None):
     for role in order[:order.index(role_needed)]:
         r = srv.req(method, path, body, token=tokens[role])
         check_error(r, 403, "forbidden", f"{method} {path} as {role}")
+
+
+# ---- images for tests ----------------------------------------------------------
+
+MiB = 1 << 20
+
+
+def make_doc_image(path, size_mib=40, fill_mib=12):
+    """A raw ext4 disk image of size_mib holding about fill_mib of /usr/share/doc
+    (text, compressed changelogs, HTML: realistic for chunking and
+    compression), made with mkfs.ext4 -d; the unused part stays sparse.
+    Returns the bytes of files copied in."""
+    stage = path + ".d"
+    os.makedirs(stage)
+    total = 0
+    for root, dirs, files in os.walk("/usr/share/doc"):
+        dirs.sort()
+        for name in sorted(files):
+            src = os.path.join(root, name)
+            try:
+                st = os.lstat(src)
+            except OSError:
+                continue
+            if st.st_mode & 0o170000 != 0o100000 or st.st_size > 2 * MiB:
+                continue
+            dst = os.path.join(stage, os.path.relpath(src, "/usr/share/doc"))
+            try:
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(src, dst)
+            except OSError:
+                continue
+            total += st.st_size
+            if total >= fill_mib * MiB:
+                break
+        if total >= fill_mib * MiB:
+            break
+    r = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "mltest", "-d", stage, path,
+                        f"{size_mib}M"], capture_output=True, text=True)
+    shutil.rmtree(stage)
+    if r.returncode != 0:
+        raise RuntimeError("mkfs.ext4 -d failed: " + r.stderr)
+    return total
+
+
+def wait_version(srv, iid, vid, timeout=120, token=None):
+    """Polls a version until it is no longer importing; returns the last answer."""
+    deadline = time.time() + timeout
+    while True:
+        r = srv.get(f"/images/{iid}/versions/{vid}", token=token)
+        if r.status != 200 or r.json["state"] != "importing" or time.time() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def raw_tls(srv):
+    """A TLS socket to the server, for requests http.client cannot make (a body cut short)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    return ctx.wrap_socket(s)
+
+
+def start_upload(srv, iid, size, sent, token=None):
+    """Starts PUT .../versions/upload announcing size bytes and sends the first
+    sent of them (zeros), then waits until the server shows the version
+    uploading. Returns (socket, version): the version stays importing while
+    the socket is open, and fails (upload aborted) once it is closed."""
+    s = raw_tls(srv)
+    s.sendall((f"PUT /api/v1/images/{iid}/versions/upload HTTP/1.1\r\n"
+               f"Host: 127.0.0.1\r\nAuthorization: Bearer {token or srv.token}\r\n"
+               f"Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n")
+              .encode())
+    s.sendall(b"\0" * sent)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        items = srv.get(f"/images/{iid}/versions?limit=1").json["items"]
+        if items and items[0]["state"] == "importing" and items[0]["phase"] == "uploading" \
+                and items[0]["progress"] > 0:
+            return s, items[0]
+        time.sleep(0.05)
+    s.close()
+    raise RuntimeError("the upload did not show as uploading")

@@ -164,6 +164,43 @@ static void test_out_show(void **state)
 	json_decref(o);
 }
 
+/* The library's byte counts get their human form; counts of things do not. */
+static void test_out_show_library(void **state)
+{
+	(void)state;
+	json_t *o = json_loads("{\"versions\": 9, \"versions_bytes\": 3221225472,"
+	                       " \"stored_bytes\": 1048576, \"free_bytes\": 5368709120,"
+	                       " \"chunks\": 4096}",
+	                       0, NULL);
+	assert_non_null(o);
+	char *s = out_show(o);
+	assert_string_equal(s, "versions:       9\n"
+	                       "versions_bytes: 3221225472 (3.0 GiB)\n"
+	                       "stored_bytes:   1048576 (1.0 MiB)\n"
+	                       "free_bytes:     5368709120 (5.0 GiB)\n"
+	                       "chunks:         4096\n");
+	free(s);
+	json_decref(o);
+}
+
+/* TARGETS: the names a list's prep filled in, else the ids. */
+static void test_targets_col(void **state)
+{
+	(void)state;
+	json_t *o = json_loads("{\"targets\": {\"machines\": [3, 4], \"groups\": [],"
+	                       " \"criteria\": [2]}}",
+	                       0, NULL);
+	assert_non_null(o);
+	char *s = res_targets_col(o);
+	assert_string_equal(s, "machines 3,4; criteria 2");
+	free(s);
+	json_object_set_new(o, "_targets", json_string("machines pc-3,pc-4; criteria lab"));
+	s = res_targets_col(o);
+	assert_string_equal(s, "machines pc-3,pc-4; criteria lab");
+	free(s);
+	json_decref(o);
+}
+
 static void test_out_value_and_get(void **state)
 {
 	(void)state;
@@ -234,6 +271,8 @@ int main(void)
 	    cmocka_unit_test(test_table_cell_limit),
 	    cmocka_unit_test(test_out_table),
 	    cmocka_unit_test(test_out_show),
+	    cmocka_unit_test(test_out_show_library),
+	    cmocka_unit_test(test_targets_col),
 	    cmocka_unit_test(test_out_value_and_get),
 	    cmocka_unit_test(test_sb),
 	};
