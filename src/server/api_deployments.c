@@ -38,7 +38,8 @@
 #define DEP_COLS                                                                                   \
 	"SELECT d.id, d.name, d.version_id, v.image_id, NULL AS targets, NULL AS schedule,"        \
 	" NULL AS options, d.enabled AS \"enabled:b\", d.next_due AS \"next_due:t\","              \
-	" d.last_due AS \"last_due:t\", d.created_by, d.created_by_name,"                          \
+	" d.last_due AS \"last_due:t\", d.created_by_name AS created_by, d.created_by AS "         \
+	"created_by_id,"                                                                           \
 	" d.created_at AS \"created_at:t\", d.updated_at AS \"updated_at:t\","                     \
 	" d.schedule_kind, d.at_time AS \"at:t\", d.cron, d.rate_bps, d.wake AS \"wake:b\","       \
 	" d.wait_s FROM deployments d JOIN image_versions v ON v.id = d.version_id"

@@ -920,7 +920,7 @@ def test_deployments(srv):
           j.get("options") == {"rate_mbps": 800, "wake": False, "wait_s": 120,
                                "report_to": ["it@example.edu"]} and
           j.get("targets") == {"machines": [2], "groups": [1], "criteria": []} and
-          j.get("created_by_name") == "admin", "deploy create --at", repr(r))
+          j.get("created_by") == "admin", "deploy create --at", repr(r))
     r = mlctl("deploy", "list")
     ok(r, "deploy list")
     check(header(r)[:4] == ["ID", "NAME", "VERSION", "TARGETS"] and "NEXT" in header(r),
