@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 60
 TREES := BUILD_DIR=$(BUILD_DIR) ASAN_DIR=$(ASAN_DIR) FUZZ_DIR=$(FUZZ_DIR)
 
 .DEFAULT_GOAL := build
-.PHONY: build demo check bench fuzz format deps clean
+.PHONY: build demo check bench bench-mcast bench-import bench-api fuzz format deps clean
 # Packages must be installed before anything builds, even under make -j.
 .NOTPARALLEL:
 
@@ -31,8 +31,18 @@ demo: deps build
 check: deps
 	$(TREES) $(if $(FUZZ_SECONDS_GIVEN),FUZZ_SECONDS=$(FUZZ_SECONDS)) bash scripts/check.sh
 
-bench: deps build
+# Every benchmark, one after the other (docs/benchmarks.md); BENCH_ARGS go
+# to mcast-vs-peers. Run them on an otherwise idle machine.
+bench: bench-mcast bench-import bench-api
+
+bench-mcast: deps build
 	MLBUILD=$(BUILD_DIR) bash bench/mcast-vs-peers $(BENCH_ARGS)
+
+bench-import: deps build
+	MLBUILD=$(BUILD_DIR) bash bench/import-vs-zstd
+
+bench-api: deps build
+	MLBUILD=$(BUILD_DIR) bash bench/api-latency
 
 # The same fuzz tree and runs as `make check`, only longer.
 fuzz: deps
