@@ -188,6 +188,8 @@ static size_t main_split_names(const char *list, char **out, size_t max)
 	return n;
 }
 
+#define MAIN_MAX_SETS 64
+
 enum {
 	OPT_DATA = 256,
 	OPT_LISTEN,
@@ -198,6 +200,7 @@ enum {
 	OPT_LOGLEVEL,
 	OPT_PORTFILE,
 	OPT_NOTLS,
+	OPT_SET,
 	OPT_VERSION
 };
 
@@ -213,6 +216,7 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
 	    {"port-file", required_argument, NULL, OPT_PORTFILE},
 	    {"no-tls", no_argument, NULL, OPT_NOTLS},
+	    {"set", required_argument, NULL, OPT_SET},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -223,6 +227,8 @@ int main(int argc, char **argv)
 	struct srv srv;
 	struct tls_material *tls = NULL;
 	char err[512] = "";
+	const char *sets[MAIN_MAX_SETS];
+	int nsets = 0;
 
 	memset(&srv, 0, sizeof(srv));
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
@@ -253,6 +259,14 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NOTLS:
 			notls = 1;
+			break;
+		case OPT_SET:
+			if (nsets == MAIN_MAX_SETS) {
+				fprintf(stderr, "mlserver: at most %d --set options\n",
+				        MAIN_MAX_SETS);
+				return 2;
+			}
+			sets[nsets++] = optarg;
 			break;
 		case 'h':
 			main_usage(stdout);
@@ -289,6 +303,9 @@ int main(int argc, char **argv)
 	}
 	if (notls)
 		srv.conf.tls = 0;
+	for (int i = 0; i < nsets; i++)
+		if (srvconf_set(&srv.conf, sets[i], err, sizeof(err)) < 0)
+			goto fail;
 	if (srvconf_validate(&srv.conf, err, sizeof(err)) < 0)
 		goto fail;
 	if (check || print) {

@@ -45,6 +45,11 @@ void srvconf_defaults(struct srvconf *c);
  * file is an error. Returns 0 or a negative code with a reason in err.
  */
 int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, size_t errsz);
+/*
+ * Applies one "SECTION.KEY=VALUE" override (the --set flag) with the same
+ * checks as the file. Returns 0 or -EINVAL with a reason in err.
+ */
+int srvconf_set(struct srvconf *c, const char *assign, char *err, size_t errsz);
 /* Checks values that depend on each other; 0 or -EINVAL with a reason. */
 int srvconf_validate(const struct srvconf *c, char *err, size_t errsz);
 void srvconf_free(struct srvconf *c);

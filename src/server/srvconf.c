@@ -100,6 +100,21 @@ int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, s
 	return rc;
 }
 
+int srvconf_set(struct srvconf *c, const char *assign, char *err, size_t errsz)
+{
+	const char *dot = strchr(assign, '.'), *eq = strchr(assign, '=');
+	char text[1200];
+	if (!dot || !eq || dot > eq || dot == assign || eq == dot + 1 || strlen(assign) > 1000 ||
+	    strchr(assign, '\n') || strchr(assign, '[') || strchr(assign, ']')) {
+		log_seterr(err, errsz, "--set '%.100s': expected SECTION.KEY=VALUE", assign);
+		return -EINVAL;
+	}
+	/* The override is a one-key INI text, so it gets exactly the file's checks. */
+	snprintf(text, sizeof(text), "[%.*s]\n%.*s = %s\n", (int)(dot - assign), assign,
+	         (int)(eq - dot - 1), dot + 1, eq + 1);
+	return conf_load_string("--set", text, srvconf_keys, NKEYS, c, err, errsz);
+}
+
 int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 {
 	enum log_level lvl;

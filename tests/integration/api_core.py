@@ -50,6 +50,17 @@ def test_config(tmp):
     check(r.returncode == 1 and "power of two" in r.stderr, "check-config chunk size", r.stderr)
     r = run("--config", os.path.join(tmp, "missing.conf"), "--check-config")
     check(r.returncode == 1 and "missing.conf" in r.stderr, "missing explicit config", r.stderr)
+    r = run("--config", good, "--set", "library.imports_max=7", "--set", "api.max_body=2M",
+            "--print-config")
+    check(r.returncode == 0 and "imports_max = 7" in r.stdout and "max_body = 2097152" in r.stdout,
+          "--set overrides the file", r.stdout + r.stderr)
+    r = run("--config", good, "--set", "library.imports_max=700", "--check-config")
+    check(r.returncode == 1 and "imports_max" in r.stderr and "too large" in r.stderr,
+          "--set out of range", r.stderr)
+    r = run("--config", good, "--set", "nonsense", "--check-config")
+    check(r.returncode == 1 and "SECTION.KEY=VALUE" in r.stderr, "--set malformed", r.stderr)
+    r = run("--config", good, "--set", "library.flavour=x", "--check-config")
+    check(r.returncode == 1 and "flavour" in r.stderr, "--set unknown key", r.stderr)
     r = run("--bogus")
     check(r.returncode == 2, "unknown option exits 2", r.stderr)
     r = run("--help")
