@@ -144,6 +144,13 @@ struct mc_send_status {
 
 struct mc_send_opts {
 	const char *store_dir;
+	/*
+	 * Optional: the content-addressed chunk store (cas.h, docs/chunkstore.md)
+	 * that holds the chunks. STORE_DIR then needs only its manifest, and each
+	 * chunk's stored bytes are read from CHUNKS_DIR/ab/<sha256>.z or .r
+	 * instead of STORE_DIR/data. NULL: STORE_DIR/data.
+	 */
+	const char *chunks_dir;
 	const char *ifname;     /* NULL: chosen by the routing table */
 	const char *group;      /* dotted IPv4 multicast group; NULL = default */
 	uint16_t port;          /* 0 = default */
@@ -167,7 +174,12 @@ struct mc_send_opts {
  * Runs one sending session to its end. Returns 0 when at least one receiver
  * took part and every receiver completed and verified; 1 when some failed or
  * were dropped (the final status callback lists them); a negative errno-style
- * code with a reason in err when the session could not run at all.
+ * code with a reason in err when the session could not run at all, or when
+ * a chunk that a receiver needed could not be read (-ENOENT: missing from
+ * the chunk store; -EFBIG: its file has the wrong length; -EIO: a short data
+ * file or a read error). In that last case the session is ended at once:
+ * every busy receiver is dropped with a reason naming the chunk, and err
+ * names its index and file.
  */
 int mc_send(const struct mc_send_opts *o, char *err, size_t errsz);
 

@@ -6,15 +6,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -692,6 +689,7 @@ static void send_batch(struct snd *s)
 	}
 	s->st.wire_bytes += s->batch_bytes;
 	s->tokens -= (double)s->batch_bytes;
+	s->batch_gen++; /* the cached chunks it used may be reused now */
 	s->nbatch = 0;
 	s->batch_bytes = 0;
 }
@@ -716,6 +714,37 @@ static void wait_for(struct snd *s, uint64_t ns)
 	(void)ppoll(&pfd, 1, &ts, NULL);
 }
 
+/*
+ * A chunk that a receiver needs cannot be read (missing from the chunk
+ * store, truncated, an I/O error): no receiver can complete, so the session
+ * ends now rather than at each receiver's timeout. Every receiver still
+ * busy is dropped with a reason that names the chunk, then END goes out.
+ */
+static void fail_session(struct snd *s, uint64_t now_ms)
+{
+	char text[MC_MAX_TEXT + 1];
+	char hex[SHA256_HEX_LEN];
+	uint32_t c = s->rd_chunk;
+
+	snprintf(text, sizeof(text), "the sender cannot read chunk %u (sha256 %s)", c,
+	         sha256_hex(s->m.chunks[c].sha256, hex));
+	log_error("%s: ending the session", s->rd_err);
+	for (unsigned i = 0; i < s->nrx; i++)
+		if (!finished(&s->rx[i]))
+			drop_rx(s, &s->rx[i], MC_FAIL_SESSION_ENDED, text, now_ms);
+	s->state = MC_S_ENDING;
+	s->rq_len = 0;
+	s->emitting = false;
+	/*
+	 * The drops go out now and END only 100 ms later: a receiver that gets
+	 * END first fails with "session ended" and never learns which chunk.
+	 */
+	snd_fill(s, SND_BATCH, now_ms);
+	if (s->nbatch > 0)
+		send_batch(s);
+	s->end_not_before_ms = now_ms + 100;
+}
+
 static int run(struct snd *s, char *err, size_t errsz)
 {
 	unsigned end_sent = 0;
@@ -738,7 +767,8 @@ static int run(struct snd *s, char *err, size_t errsz)
 		if (step_state(s, now_ms, err, errsz) < 0)
 			return -ETIMEDOUT;
 		if (s->state == MC_S_ENDING) {
-			if (end_sent == 0 || now_ms - end_ms >= 50) {
+			if (now_ms >= s->end_not_before_ms &&
+			    (end_sent == 0 || now_ms - end_ms >= 50)) {
 				struct mc_pkt p = {.h = {.type = MC_END}};
 
 				p.u.end_code = 0;
@@ -791,10 +821,17 @@ static int run(struct snd *s, char *err, size_t errsz)
 			if (s->nbatch > 0)
 				send_batch(s);
 		}
+		if (s->rd_ret && s->state != MC_S_ENDING) {
+			fail_session(s, now_ms);
+			continue;
+		}
 		if (!snd_has_work(s) && s->nctl == 0 && !(s->state == MC_S_WAITING)) {
 			wait_for(s, 2000000);
 		} else if (s->state == MC_S_WAITING) {
 			wait_for(s, 5000000);
+		} else if (s->starved) {
+			/* Waiting for the reader thread: a nap, not a busy loop. */
+			wait_for(s, 250000);
 		} else {
 			/* Sleep until a whole batch's worth of tokens (bytes) is there. */
 			double need = (double)PKT_WIRE * SND_BATCH - s->tokens;
@@ -809,50 +846,21 @@ static int run(struct snd *s, char *err, size_t errsz)
 	fill_status(s, mtime_ms());
 	if (s->o->status)
 		s->o->status(s->o->ctx, &s->st);
+	if (s->rd_ret) {
+		snprintf(err, errsz, "%s", s->rd_err);
+		return s->rd_ret;
+	}
 	for (unsigned i = 0; i < s->nrx; i++)
 		if (s->rx[i].v.state != MC_V_DONE)
 			return 1;
 	return s->nrx > 0 ? 0 : 1;
 }
 
-#define PREFETCH_AHEAD (64u << 20)
-
-/*
- * Touches every page of the store up to PREFETCH_AHEAD bytes past the sweep,
- * so that disk reads happen here and not on the sending thread.
- */
-static void *prefetch_main(void *arg)
-{
-	struct snd *s = arg;
-	uint64_t done = 0;
-	unsigned sum = 0;
-
-	while (!atomic_load(&s->prefetch_stop)) {
-		uint64_t from = atomic_load(&s->prefetch_from), to = from + PREFETCH_AHEAD;
-
-		if (to > s->data_len)
-			to = s->data_len;
-		if (done < from || done > to)
-			done = from; /* the sweep wrapped or jumped */
-		if (done >= to) {
-			struct timespec ts = {0, 2000000};
-
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		for (uint64_t end = done + (1u << 20) < to ? done + (1u << 20) : to; done < end;
-		     done += 4096)
-			sum += ((const volatile uint8_t *)s->data)[done];
-	}
-	return (void *)(uintptr_t)sum;
-}
-
 static int open_store(struct snd *s, char *err, size_t errsz)
 {
 	char path[4096];
 	const char *why = "";
-	struct stat sb;
-	int fd, rc;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/manifest", s->o->store_dir);
 	rc = mf_load(path, &s->m, &why);
@@ -860,35 +868,10 @@ static int open_store(struct snd *s, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: %s", path, rc == -EINVAL ? why : strerror(-rc));
 		return rc;
 	}
-	snprintf(path, sizeof(path), "%s/data", s->o->store_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		rc = -errno;
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	/* The one place where the source of the chunks is chosen. */
+	rc = mc_chunkrd_open(s->o->store_dir, s->o->chunks_dir, &s->m, &s->rd, err, errsz);
+	if (rc < 0)
 		return rc;
-	}
-	if ((uint64_t)sb.st_size != s->m.data_size) {
-		snprintf(err, errsz, "%s: %llu bytes, the manifest says %llu: store damaged", path,
-		         (unsigned long long)sb.st_size, (unsigned long long)s->m.data_size);
-		close(fd);
-		return -EINVAL;
-	}
-	if (s->m.data_size > 0) {
-		void *p = mmap(NULL, s->m.data_size, PROT_READ, MAP_SHARED, fd, 0);
-
-		if (p == MAP_FAILED) {
-			rc = -errno;
-			snprintf(err, errsz, "mmap %s: %s", path, strerror(errno));
-			close(fd);
-			return rc;
-		}
-		(void)madvise(p, s->m.data_size, MADV_SEQUENTIAL);
-		s->data = p;
-		s->data_len = s->m.data_size;
-	}
-	close(fd);
 	rc = mf_encode(&s->m, &s->mf_bytes, &s->mf_len);
 	if (rc < 0)
 		snprintf(err, errsz, "encoding the manifest: %s", strerror(-rc));
@@ -930,8 +913,11 @@ int mc_send(const struct mc_send_opts *o, char *err, size_t errsz)
 	if (ret < 0)
 		goto out;
 	ret = snd_tx_init(s);
+	if (ret == 0)
+		ret = snd_rd_init(s);
 	if (ret < 0) {
-		snprintf(err, errsz, "out of memory");
+		snprintf(err, errsz, "%s",
+		         ret == -ENOMEM ? "out of memory" : "cannot start a thread");
 		goto out;
 	}
 	while (s->session == 0)
@@ -948,18 +934,14 @@ int mc_send(const struct mc_send_opts *o, char *err, size_t errsz)
 	         (unsigned long long)s->m.image_size, s->m.chunk_count,
 	         (unsigned long long)s->m.data_size, o->group ? o->group : MC_DEFAULT_GROUP,
 	         ntohs(s->group.sin_port));
-	if (s->data_len && pthread_create(&s->prefetch, NULL, prefetch_main, s) == 0)
-		s->prefetch_started = true;
+	if (o->chunks_dir)
+		log_info("reading the chunks from the chunk store %s", o->chunks_dir);
 	ret = run(s, err, errsz);
 out:
-	if (s->prefetch_started) {
-		atomic_store(&s->prefetch_stop, true);
-		pthread_join(s->prefetch, NULL);
-	}
+	snd_rd_free(s);
+	mc_chunkrd_free(s->rd);
 	if (s->fd >= 0)
 		close(s->fd);
-	if (s->data)
-		munmap((void *)(uintptr_t)s->data, s->data_len);
 	snd_tx_free(s);
 	free(s->mf_bytes);
 	mf_free(&s->m);

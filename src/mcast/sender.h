@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "bitmap.h"
+#include "chunkrd.h"
 #include "fec.h"
 #include "manifest.h"
 #include "mlcast.h"
@@ -41,18 +42,56 @@ struct snd_ctl { /* a unicast packet waiting for a batch slot */
 	uint8_t buf[MC_MAX_PKT];
 };
 
+enum snd_slot_state {
+	SND_SLOT_EMPTY,   /* never used */
+	SND_SLOT_LOADING, /* queued for or being read by the reader thread */
+	SND_SLOT_READY,   /* holds the chunk's stored bytes */
+	SND_SLOT_FAILED,  /* the read failed: err says why */
+};
+
+struct snd_slot {          /* one cached chunk */
+	uint8_t *buf;      /* slot_cap bytes */
+	uint32_t chunk;    /* UINT32_MAX when empty */
+	_Atomic int state; /* enum snd_slot_state */
+	uint64_t used;     /* rd_tick at the last use: the oldest is reused first */
+	uint64_t pin;      /* batch_gen of its last packet: in use while equal */
+	int rc;            /* FAILED: the reader's code */
+	char err[512];     /* FAILED: the reader's reason */
+};
+
 struct snd {
 	const struct mc_send_opts *o;
 	struct manifest m;
 	uint8_t *mf_bytes;
 	size_t mf_len;
-	const uint8_t *data; /* mmap of the store's data file */
-	size_t data_len;
-	/* A thread reads ahead of the sweep so page faults never stall sending. */
-	pthread_t prefetch;
-	bool prefetch_started;
-	atomic_bool prefetch_stop;
-	_Atomic uint64_t prefetch_from; /* data offset the sweep is at */
+	/*
+	 * The chunk cache (sender_rd.c): a reader thread reads the stored chunks
+	 * ahead of the sweep, from the data file or the chunk store, so that
+	 * disk reads never stall sending.
+	 */
+	struct mc_chunkrd *rd;
+	struct snd_slot *slots;
+	unsigned nslots;
+	unsigned rd_ahead;  /* chunks read ahead of the sweep */
+	size_t slot_cap;    /* the longest stored chunk */
+	int32_t *slot_of;   /* per chunk: the slot that holds it, or -1 */
+	uint64_t rd_tick;   /* counts uses, for choosing the slot to reuse */
+	uint64_t batch_gen; /* counts batches sent: pins a slot to the unsent one */
+	bool rd_waiting;    /* a packet waited for a chunk being read */
+	bool starved;       /* the last fill stopped for that: sleep briefly */
+	int rd_ret;         /* a needed chunk could not be read: the session fails */
+	uint32_t rd_chunk;  /* which one */
+	char rd_err[512];
+	uint64_t end_not_before_ms; /* END waits for the drops of a failed session */
+	/* The reader thread's queue of slot indices, under rd_mu. */
+	pthread_mutex_t rd_mu;
+	pthread_cond_t rd_cv;
+	unsigned *rd_q;
+	unsigned rd_qhead, rd_qlen;
+	bool rd_stop;
+	bool rd_sync; /* rd_mu and rd_cv exist */
+	pthread_t rd_thread;
+	bool rd_started;
 	int fd;
 	struct sockaddr_in group;
 	uint32_t session, seq;
@@ -127,5 +166,22 @@ void snd_batch_mcast(struct snd *s, const struct mc_pkt *p);
 /* Adds a repair request for block (chunk, block) of count symbols. */
 void snd_want_repair(struct snd *s, uint32_t chunk, uint16_t block, uint16_t count);
 bool snd_has_work(const struct snd *s);
+
+/* sender_rd.c: the chunk cache */
+/* Sizes the cache and starts the reader thread. Returns 0 or -ENOMEM / -EAGAIN. */
+int snd_rd_init(struct snd *s);
+/* Stops the reader thread and frees the cache; safe after a failed init. */
+void snd_rd_free(struct snd *s);
+/* Queues chunk c and the demanded chunks after it (cyclically) for reading. */
+void snd_rd_ahead(struct snd *s, uint32_t c);
+/*
+ * The stored bytes of chunk c, valid until the batch is sent, or NULL when
+ * they are not read yet (the read is queued and rd_waiting set) or could
+ * not be read (rd_ret and rd_err then hold the session's error).
+ */
+const uint8_t *snd_rd_get(struct snd *s, uint32_t c);
+/* The stored bytes of chunk c when they are cached and read, else NULL; no side effects but the
+ * use. */
+const uint8_t *snd_rd_peek(struct snd *s, uint32_t c);
 
 #endif

@@ -2,8 +2,9 @@
  * The sender's data path: which packet goes next (unicast control first, then
  * repairs, then the sweep, with manifest fragments mixed in while a receiver
  * lacks the manifest), and how a packet is put into the batch. Source symbols
- * go out straight from the mapped store; parity symbols are computed when
- * they are sent.
+ * go out straight from the chunk cache (sender_rd.c); parity symbols are
+ * computed when they are sent. A packet whose chunk is still being read
+ * waits: a repair goes to the back of its queue, the sweep stays put.
  */
 #include <errno.h>
 #include <math.h>
@@ -168,11 +169,10 @@ static struct fec *coder(struct snd *s, uint16_t k)
 	return s->fec[k];
 }
 
-/* Puts symbol sym of block b of chunk c into the batch. */
-static void add_data(struct snd *s, uint32_t c, uint16_t b, uint8_t sym)
+/* Puts symbol sym of block b of chunk c, whose stored bytes are base, into the batch. */
+static void add_data(struct snd *s, uint32_t c, uint16_t b, uint8_t sym, const uint8_t *base)
 {
 	const struct mf_chunk *e = &s->m.chunks[c];
-	const uint8_t *base = s->data + e->offset;
 	struct mc_geom g;
 	uint32_t first;
 	uint16_t k;
@@ -286,17 +286,40 @@ static uint32_t chunk_of(const struct snd *s, uint32_t blk)
 	return lo;
 }
 
+/*
+ * When the first queued repair's chunk is not cached, its read is queued and
+ * the first repair among the next REPAIR_SCAN whose chunk is cached goes
+ * first. Serving the queue strictly in its round-robin order would read one
+ * chunk per symbol once the repairs span more chunks than the cache holds.
+ */
+#define REPAIR_SCAN 64
+
 static bool emit_repair(struct snd *s)
 {
+	const uint8_t *base;
 	uint32_t blk, c;
 
 	if (s->rq_len == 0)
 		return false;
+	c = chunk_of(s, s->rq[s->rq_head]);
+	base = snd_rd_get(s, c);
+	for (uint32_t i = 1; !base && !s->rd_ret && i < s->rq_len && i < REPAIR_SCAN; i++) {
+		uint32_t pos = (s->rq_head + i) % s->nblk;
+		uint32_t other = s->rq[pos];
+
+		c = chunk_of(s, other);
+		base = snd_rd_peek(s, c);
+		if (base) {
+			s->rq[pos] = s->rq[s->rq_head];
+			s->rq[s->rq_head] = other;
+		}
+	}
+	if (!base)
+		return false; /* being read, or unreadable (rd_ret) */
 	blk = s->rq[s->rq_head];
 	s->rq_head = (s->rq_head + 1) % s->nblk;
 	s->rq_len--;
-	c = chunk_of(s, blk);
-	add_data(s, c, (uint16_t)(blk - s->blk_base[c]), next_sym(s, blk));
+	add_data(s, c, (uint16_t)(blk - s->blk_base[c]), next_sym(s, blk), base);
 	if (--s->repair_pending[blk] > 0) {
 		/* Round robin over the blocks waiting for repair. */
 		s->rq[(s->rq_head + s->rq_len) % s->nblk] = blk;
@@ -339,8 +362,8 @@ static bool start_chunk(struct snd *s)
 		c = bm_next_set(&s->demand, 0);
 	}
 	s->cursor = c;
-	atomic_store(&s->prefetch_from, s->m.chunks[c].offset);
 	bm_clear(&s->demand, c);
+	snd_rd_ahead(s, c);
 	mc_geom(s->m.chunks[c].stored_len, &g);
 	mc_block(&g, 0, &first, &kmax);
 	s->emit_parity = proactive(s->loss_est, kmax);
@@ -353,12 +376,17 @@ static bool start_chunk(struct snd *s)
 static bool emit_sweep(struct snd *s)
 {
 	const struct mf_chunk *e;
+	const uint8_t *base;
 	struct mc_geom g;
 
 	for (;;) {
 		if (!s->emitting && !start_chunk(s))
 			return false;
 		e = &s->m.chunks[s->cursor];
+		/* Not read yet: the sweep stays at this symbol until it is. */
+		base = snd_rd_get(s, s->cursor);
+		if (!base)
+			return false;
 		mc_geom(e->stored_len, &g);
 		while (s->emit_pos < s->emit_rounds * g.nblocks) {
 			uint32_t r = s->emit_pos / g.nblocks, first;
@@ -367,11 +395,12 @@ static bool emit_sweep(struct snd *s)
 			s->emit_pos++;
 			mc_block(&g, b, &first, &k);
 			if (r < k) {
-				add_data(s, s->cursor, b, (uint8_t)r);
+				add_data(s, s->cursor, b, (uint8_t)r, base);
 				return true;
 			}
 			if (r < (uint32_t)k + s->emit_parity) {
-				add_data(s, s->cursor, b, next_sym(s, s->blk_base[s->cursor] + b));
+				add_data(s, s->cursor, b, next_sym(s, s->blk_base[s->cursor] + b),
+				         base);
 				return true;
 			}
 		}
@@ -400,6 +429,7 @@ unsigned snd_fill(struct snd *s, unsigned max, uint64_t now_ms)
 	bool mf = manifest_wanted(s);
 
 	(void)now_ms;
+	s->rd_waiting = false;
 	while (n < max && s->nbatch < SND_BATCH) {
 		if (s->nctl > 0) {
 			add_ctl(s);
@@ -414,5 +444,7 @@ unsigned snd_fill(struct snd *s, unsigned max, uint64_t now_ms)
 		}
 		n++;
 	}
+	/* Room was left because a chunk is still being read: the loop naps. */
+	s->starved = s->rd_waiting && n < max && s->nbatch < SND_BATCH;
 	return n;
 }

@@ -25,6 +25,12 @@ static void usage(FILE *f)
 	        "Multicasts the image prepared in STORE_DIR (see 'mlcast prepare') to every\n"
 	        "receiver that joins, until each one has verified it or was dropped.\n"
 	        "\n"
+	        "      --chunks DIR        read the chunks from the content-addressed chunk\n"
+	        "                          store DIR (mlserver's DATA_DIR/chunks, or 'mlcast\n"
+	        "                          prepare --chunks') instead of STORE_DIR/data;\n"
+	        "                          STORE_DIR then needs only its manifest. A chunk\n"
+	        "                          missing from DIR ends the session with an error\n"
+	        "                          naming it\n"
 	        "  -i, --interface IF      send on this interface (default: by the routing table)\n"
 	        "  -g, --group ADDR        multicast group (default " MC_DEFAULT_GROUP ")\n"
 	        "  -p, --port N            UDP port (default %d)\n"
@@ -170,6 +176,8 @@ static void result(const struct send_ui *ui, const struct mc_send_status *st, in
 		printf("mlcast send: %s: %u of %u receivers complete in %.2f s, %s on the wire\n",
 		       ok ? "OK" : "FAILED", done, st->nrx, st->elapsed_s,
 		       cli_bytes((double)st->wire_bytes, b, sizeof(b)));
+		if (err && *err)
+			printf("mlcast send: FAILED: %s\n", err);
 	} else {
 		printf("mlcast send: FAILED: %s\n", err);
 	}
@@ -214,6 +222,7 @@ int cmd_send(int argc, char **argv)
 	                                     {"quiet", no_argument, NULL, 'q'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"session", required_argument, NULL, 'S'},
+	                                     {"chunks", required_argument, NULL, 'C'},
 	                                     {NULL, 0, NULL, 0}};
 	static struct final_ctx fin;
 	static volatile int stop;
@@ -289,6 +298,11 @@ int cmd_send(int argc, char **argv)
 		case 'L':
 			o.loop = true;
 			break;
+		case 'C':
+			if (!*optarg)
+				return cli_usage_error("send", "--chunks needs a directory");
+			o.chunks_dir = optarg;
+			break;
 		case 'j':
 			ui.json = true;
 			break;
@@ -317,7 +331,8 @@ int cmd_send(int argc, char **argv)
 	cli_catch_signals(&stop);
 	rc = mc_send(&o, err, sizeof(err));
 	if (rc < 0) {
-		result(&ui, NULL, 0, err);
+		/* A session that ended on a chunk it could not read lists its receivers too. */
+		result(&ui, fin.have ? &fin.st : NULL, 0, err);
 		return 1;
 	}
 	if (ui.tty && !ui.quiet && fin.have)
