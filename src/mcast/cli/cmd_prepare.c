@@ -1,11 +1,18 @@
-/* mlcast prepare: cut a raw or qcow2 disk image into a prepared store. */
+/*
+ * mlcast prepare: cut a raw or qcow2 disk image into a prepared store, or
+ * with --chunks into a manifest and a content-addressed chunk store (cas.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cas.h"
 #include "cli.h"
 #include "manifest.h"
 #include "mlcast.h"
@@ -34,6 +41,13 @@ static void prep_usage(FILE *f)
 	        "hold a manifest.\n"
 	        "\n"
 	        "options:\n"
+	        "  --chunks DIR        put the chunks into the content-addressed chunk store\n"
+	        "                      DIR (created if missing; the layout of mlserver's\n"
+	        "                      DATA_DIR/chunks, docs/chunkstore.md) instead of\n"
+	        "                      STORE_DIR/data; chunks DIR already holds are reused.\n"
+	        "                      STORE_DIR gets only the manifest. Do not point it at\n"
+	        "                      a running mlserver's store: its GC would not know\n"
+	        "                      this version and may remove the chunks\n"
 	        "  --chunk-size BYTES  chunk size, a power of two from 64K to 16M (default 1M)\n"
 	        "  --level N           zstd level, 1 to 19 (default 3)\n"
 	        "  --threads N         compression and hashing workers, 1 to 64 (default: CPUs)\n"
@@ -84,10 +98,12 @@ static void prep_summary(FILE *f, bool json, const char *image, const char *stor
 		fprintf(f,
 		        ",\"image_size\":%llu,\"chunk_size\":%u,\"chunks\":%u,\"zero_chunks\":%u,"
 		        "\"zstd_chunks\":%u,\"raw_chunks\":%u,\"stored_bytes\":%llu,"
-		        "\"ratio\":%.4f,\"image_sha256\":\"%s\",\"elapsed_s\":%.3f}\n",
+		        "\"ratio\":%.4f,\"image_sha256\":\"%s\",\"elapsed_s\":%.3f,"
+		        "\"reused_chunks\":%u,\"new_stored_bytes\":%llu}\n",
 		        (unsigned long long)st->image_size, chunk_size, st->chunk_count,
 		        st->zero_chunks, st->zstd_chunks, raw, (unsigned long long)st->stored_bytes,
-		        ratio, hex, secs);
+		        ratio, hex, secs, st->reused_chunks,
+		        (unsigned long long)st->new_stored_bytes);
 		return;
 	}
 	fprintf(f, "image         %s\n", image);
@@ -99,14 +115,47 @@ static void prep_summary(FILE *f, bool json, const char *image, const char *stor
 	fprintf(f, "stored        %llu bytes (%s, ratio %.4f of the image)\n",
 	        (unsigned long long)st->stored_bytes,
 	        cli_bytes((double)st->stored_bytes, b, sizeof(b)), ratio);
+	if (st->reused_chunks)
+		fprintf(f, "reused        %u chunks already in the chunk store\n",
+		        st->reused_chunks);
 	fprintf(f, "image sha256  %s\n", hex);
 	fprintf(f, "elapsed       %.2f s (%s/s)\n", secs, cli_bytes(rate, b, sizeof(b)));
+}
+
+/* The chunk sink over a chunk store (cas.h); ctx points at its directory's fd. */
+static int prep_lookup(void *ctx, const uint8_t sha256[32], uint8_t *flags, uint32_t *stored_len)
+{
+	return mc_cas_lookup(*(const int *)ctx, sha256, flags, stored_len);
+}
+
+static int prep_put(void *ctx, const uint8_t sha256[32], uint8_t flags, const void *stored,
+                    uint32_t stored_len)
+{
+	return mc_cas_put(*(const int *)ctx, sha256, flags, stored, stored_len);
+}
+
+/* Creates the chunk store directory if missing (not its parents) and opens it. */
+static int prep_open_cas(const char *dir)
+{
+	int fd;
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		fprintf(stderr, "mlcast prepare: cannot create chunk store %s: %s\n", dir,
+		        strerror(errno));
+		return -1;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fprintf(stderr, "mlcast prepare: cannot open chunk store %s: %s\n", dir,
+		        strerror(errno));
+	return fd;
 }
 
 int cmd_prepare(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"chunk-size", required_argument, NULL, 'c'},
+	    {"chunks", required_argument, NULL, 'C'},
 	    {"level", required_argument, NULL, 'l'},
 	    {"threads", required_argument, NULL, 't'},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -119,6 +168,8 @@ int cmd_prepare(int argc, char **argv)
 	struct mc_prepare_stats st = {0};
 	struct prep_progress prog = {0};
 	bool quiet = false, json = false;
+	const char *chunks = NULL;
+	int cas_fd = -1;
 	const char *why = NULL;
 	char err[512];
 	uint64_t v;
@@ -149,6 +200,11 @@ int cmd_prepare(int argc, char **argv)
 				                       why);
 			o.threads = (unsigned)v;
 			break;
+		case 'C':
+			if (!*optarg)
+				return cli_usage_error(SUB, "--chunks needs a directory");
+			chunks = optarg;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -175,11 +231,27 @@ int cmd_prepare(int argc, char **argv)
 		o.progress = prep_on_progress;
 		o.progress_ctx = &prog;
 	}
+	if (chunks) {
+		cas_fd = prep_open_cas(chunks);
+		if (cas_fd < 0)
+			return 1;
+		o.lookup = prep_lookup;
+		o.put = prep_put;
+		o.sink_ctx = &cas_fd;
+	}
 	o.stop = &stop;
 	cli_catch_signals(&stop);
 	ret = mc_prepare(argv[optind], argv[optind + 1], &o, &st, err, sizeof(err));
 	if (prog.shown)
 		fprintf(stderr, "\r\033[K");
+	/* One syncfs makes every chunk name durable (docs/chunkstore.md, "Put"). */
+	if (ret == 0 && cas_fd >= 0 && syncfs(cas_fd) < 0) {
+		ret = -errno;
+		snprintf(err, sizeof(err), "cannot sync the chunk store %s: %s", chunks,
+		         strerror(errno));
+	}
+	if (cas_fd >= 0)
+		close(cas_fd);
 	if (ret < 0) {
 		fprintf(stderr, "mlcast prepare: %s\n", err[0] ? err : strerror(-ret));
 		return 1;
