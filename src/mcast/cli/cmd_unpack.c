@@ -2,7 +2,8 @@
  * mlcast unpack: rebuild the raw image from a prepared store, verifying
  * every chunk and the whole image before the result gets its final name.
  * The stored chunks come from the store's data file, or with --chunks from
- * a content-addressed chunk store (cas.h), read through libmlcast's reader.
+ * a content-addressed chunk store (cas.h), read through libmlcast's reader
+ * (chunkrd.h), the sender's too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "cas.h"
+#include "chunkrd.h"
 #include "cli.h"
 #include "fileio.h"
 #include "manifest.h"
@@ -38,7 +39,7 @@ struct unpack {
 	volatile int *stop; /* set by SIGINT/SIGTERM */
 	char part[PATH_MAX];
 	struct manifest m;
-	int data_fd; /* the data file, or the chunk store's directory with --chunks */
+	struct mc_chunkrd *rd; /* the data file, or the chunk store with --chunks */
 	int out_fd;
 	bool made_part;
 	uint8_t *stored;
@@ -119,46 +120,6 @@ static int unpack_write_chunk(struct unpack *u, const uint8_t *p, uint32_t len, 
 	return 0;
 }
 
-/*
- * Reads the stored bytes of chunk i into u->stored: from the data file at
- * its offset, or from the chunk store by its hash and form. Returns 0 or a
- * negative code with u->err set.
- */
-static int unpack_read_stored(struct unpack *u, uint32_t i)
-{
-	const struct mf_chunk *c = &u->m.chunks[i];
-	size_t len = 0;
-	int ret;
-
-	if (!u->chunks) {
-		ret = fio_pread_full(u->data_fd, u->stored, c->stored_len, c->offset);
-		if (ret < 0)
-			unpack_fail(u, "%s/data: cannot read chunk %u: %s", u->store, i,
-			            ret == -EIO ? "short file or I/O error" : strerror(-ret));
-		return ret;
-	}
-	ret =
-	    mc_cas_read(u->data_fd, c->sha256, c->flags & MF_ZSTD, u->stored, c->stored_len, &len);
-	if (ret == 0 && len != c->stored_len)
-		ret = -EFBIG;
-	if (ret < 0) {
-		char path[MC_CAS_PATH_LEN];
-
-		mc_cas_path(c->sha256, c->flags & MF_ZSTD, path);
-		if (ret == -ENOENT)
-			unpack_fail(u, "chunk %u: %s/%s is missing from the chunk store", i,
-			            u->chunks, path);
-		else if (ret == -EFBIG)
-			unpack_fail(u, "chunk %u: %s/%s is not %u bytes long, the store is corrupt",
-			            i, u->chunks, path, c->stored_len);
-		else
-			unpack_fail(u, "chunk %u: cannot read %s/%s: %s", i, u->chunks, path,
-			            ret == -EIO ? "not a regular file, or an I/O error"
-			                        : strerror(-ret));
-	}
-	return ret;
-}
-
 /* Reads, decodes and checks chunk i into u->raw. Returns 0 or -errno / -EINVAL. */
 static int unpack_chunk(struct unpack *u, uint32_t i)
 {
@@ -170,7 +131,8 @@ static int unpack_chunk(struct unpack *u, uint32_t i)
 	if (c->flags & MF_ZERO) {
 		memset(u->raw, 0, len);
 	} else {
-		ret = unpack_read_stored(u, i);
+		ret = mc_chunkrd_read(u->rd, i, u->stored, u->m.chunk_size + 1024, u->err,
+		                      sizeof(u->err));
 		if (ret < 0)
 			return ret;
 		if (c->flags & MF_ZSTD) {
@@ -201,7 +163,6 @@ static int unpack_open(struct unpack *u)
 {
 	char path[PATH_MAX];
 	const char *why = NULL;
-	struct stat sb;
 	int n;
 	int ret;
 
@@ -220,32 +181,9 @@ static int unpack_open(struct unpack *u)
 		            ret != -EINVAL ? strerror(-ret) : "");
 		return ret;
 	}
-	if (u->chunks) {
-		u->data_fd = open(u->chunks, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (u->data_fd < 0) {
-			ret = -errno;
-			unpack_fail(u, "cannot open chunk store %s: %s", u->chunks, strerror(-ret));
-			return ret;
-		}
-		goto output;
-	}
-	n = snprintf(path, sizeof(path), "%s/data", u->store);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		unpack_fail(u, "store path too long");
-		return -ENAMETOOLONG;
-	}
-	u->data_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (u->data_fd < 0 || fstat(u->data_fd, &sb) < 0) {
-		ret = -errno;
-		unpack_fail(u, "cannot open %s: %s", path, strerror(-ret));
+	ret = mc_chunkrd_open(u->store, u->chunks, &u->m, &u->rd, u->err, sizeof(u->err));
+	if (ret < 0)
 		return ret;
-	}
-	if ((uint64_t)sb.st_size != u->m.data_size) {
-		unpack_fail(u, "%s holds %llu bytes, the manifest says %llu", path,
-		            (unsigned long long)sb.st_size, (unsigned long long)u->m.data_size);
-		return -EINVAL;
-	}
-output:
 	n = snprintf(u->part, sizeof(u->part), "%s.part", u->output);
 	if (n < 0 || (size_t)n >= sizeof(u->part)) {
 		unpack_fail(u, "output path too long");
@@ -347,7 +285,7 @@ int cmd_unpack(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	volatile int stop = 0;
-	struct unpack u = {.data_fd = -1, .out_fd = -1, .stop = &stop};
+	struct unpack u = {.out_fd = -1, .stop = &stop};
 	bool quiet = false;
 	char hex[SHA256_HEX_LEN];
 	int opt;
@@ -397,8 +335,7 @@ int cmd_unpack(int argc, char **argv)
 		close(u.out_fd);
 	if (u.made_part)
 		unlink(u.part);
-	if (u.data_fd >= 0)
-		close(u.data_fd);
+	mc_chunkrd_free(u.rd);
 	free(u.stored);
 	free(u.raw);
 	ZSTD_freeDCtx(u.dctx);
