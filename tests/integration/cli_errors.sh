@@ -99,6 +99,8 @@ expect 2 'threads' err "receive: --threads 0" "$MLCAST" receive --threads 0 -o x
 expect 2 'session' err "receive: --session 0" "$MLCAST" receive --session 0 -o x
 expect 2 'IMAGE' err "prepare: no arguments" "$MLCAST" prepare
 expect 2 'chunk-size' err "prepare: --chunk-size 3M" "$MLCAST" prepare --chunk-size 3M small.img store-x
+expect 2 'chunks' err "send: --chunks without a value" "$MLCAST" send store --chunks
+expect 2 'chunks' err "prepare: --chunks without a value" "$MLCAST" prepare --chunks
 expect 2 'STORE_DIR' err "unpack: one argument" "$MLCAST" unpack store
 expect 2 'STORE_DIR' err "info: no argument" "$MLCAST" info
 
@@ -116,6 +118,11 @@ expect 0 '^usage: mlcast' out "mlcast --help" "$MLCAST" --help
 expect 1 '/nonexistent/store' any "send: store that does not exist" "$MLCAST" send /nonexistent/store
 expect 1 'emptydir' any "send: directory that is not a store" "$MLCAST" send emptydir
 expect 1 'manifest' any "send: store with a garbage manifest" "$MLCAST" send badstore
+expect 1 'chunk store /nonexistent/chunks' any "send: --chunks that does not exist" "$MLCAST" send --chunks /nonexistent/chunks store
+mkdir -p version && cp store/manifest version/
+expect 1 'version/data' any "send: a manifest-only version without --chunks" "$MLCAST" send version
+expect 1 'chunk store /nonexistent/chunks' any "unpack: --chunks that does not exist" "$MLCAST" unpack --chunks /nonexistent/chunks store out-c
+check "unpack with a missing chunk store creates no output" test ! -e out-c -a ! -e out-c.part
 expect 1 'nonexistent\.img' any "prepare: missing image" "$MLCAST" prepare /nonexistent.img store-x
 check "prepare of a missing image leaves no store" test ! -e store-x
 expect 1 'nonexistent' any "info: missing store" "$MLCAST" info /nonexistent
