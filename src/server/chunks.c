@@ -31,13 +31,8 @@
 
 #define CS_OPEN_LOCK "open.lock"
 #define CS_GC_LOCK "gc.lock"
+/* The prefix of mc_cas_put()'s temporary files, which open sweeps when stale. */
 #define CS_TMP_PREFIX ".tmp."
-/* The layout is libmlcast's (cas.h), so that readers and this writer agree. */
-#define CS_PATH_LEN MC_CAS_PATH_LEN
-/* ".tmp." + 16 hex digits + NUL */
-#define CS_TMP_LEN (5 + 16 + 1)
-/* A temp name collides only with another put's; a few retries are plenty. */
-#define CS_TMP_TRIES 16
 
 /* The store takes every stored form a manifest can name, and no more. */
 _Static_assert(CHUNKS_MAX_STORED == MF_MAX_CHUNK + 1024, "stored cap differs from the manifest's");
@@ -50,12 +45,6 @@ struct chunks {
 struct chunks_hold {
 	int fd; /* gc.lock, held LOCK_SH */
 };
-
-/* Writes "ab/<64 hex>.<z|r>" for a chunk into out (CS_PATH_LEN bytes). */
-static void cs_path(const uint8_t sha[CHUNKS_HASH_LEN], uint8_t flags, char out[CS_PATH_LEN])
-{
-	mc_cas_path(sha, flags, out);
-}
 
 static bool cs_is_lower_hex(const char *s, size_t n)
 {
@@ -307,159 +296,36 @@ void chunks_free(struct chunks *cs)
 	free(cs);
 }
 
-/* Stats one form of a chunk: 1 and its size, 0 when absent, -errno. */
-static int cs_stat_form(struct chunks *cs, const uint8_t sha[CHUNKS_HASH_LEN], uint8_t flags,
-                        uint32_t *len)
-{
-	char path[CS_PATH_LEN];
-	struct stat sb;
-
-	cs_path(sha, flags, path);
-	if (fstatat(cs->dir_fd, path, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISREG(sb.st_mode) || sb.st_size < 1 || sb.st_size > CHUNKS_MAX_STORED)
-		return -EIO;
-	*len = (uint32_t)sb.st_size;
-	return 1;
-}
-
 int chunks_lookup(struct chunks *cs, const uint8_t sha256[CHUNKS_HASH_LEN], uint8_t *flags,
                   uint32_t *stored_len)
 {
-	static const uint8_t order[2] = {MF_ZSTD, 0};
+	uint8_t f = 0;
 	uint32_t len = 0;
+	int ret = mc_cas_lookup(cs->dir_fd, sha256, &f, &len);
 
-	for (unsigned i = 0; i < 2; i++) {
-		int ret = cs_stat_form(cs, sha256, order[i], &len);
-
-		if (ret == 0)
-			continue;
-		if (ret < 0)
-			return ret;
+	if (ret > 0) {
 		if (flags)
-			*flags = order[i];
+			*flags = f;
 		if (stored_len)
 			*stored_len = len;
-		return 1;
 	}
-	return 0;
+	return ret;
 }
 
 /*
- * Decides a put when the chunk may already be stored: 0 when the same
- * form with the same length is there, -EEXIST when another form is, 1 when
- * none is, -errno on failure.
+ * libmlcast's writer does the put (cas.h): a temporary file in the fan-out
+ * directory, fsync, then link(), which never replaces an existing name, so
+ * when two puts of one chunk race exactly one creates it and the other sees
+ * the same form there (0) or another (-EEXIST). The name is not fsynced
+ * here: one chunks_sync() per import does that for all its chunks, and also
+ * for chunks it found that a concurrent put had just linked.
  */
-static int cs_put_check(struct chunks *cs, const uint8_t sha[CHUNKS_HASH_LEN], uint8_t flags,
-                        uint32_t stored_len)
-{
-	uint32_t len = 0;
-	int ret = cs_stat_form(cs, sha, flags, &len);
-
-	if (ret < 0)
-		return ret;
-	if (ret > 0)
-		return len == stored_len ? 0 : -EEXIST;
-	ret = cs_stat_form(cs, sha, flags & MF_ZSTD ? 0 : MF_ZSTD, &len);
-	if (ret < 0)
-		return ret;
-	return ret > 0 ? -EEXIST : 1;
-}
-
-/* Creates a fresh temp file in sub_fd; its name goes to name. Returns an fd or -errno. */
-static int cs_tmp_create(int sub_fd, char name[CS_TMP_LEN])
-{
-	for (unsigned t = 0; t < CS_TMP_TRIES; t++) {
-		uint8_t rnd[8];
-		int fd;
-
-		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-			return errno ? -errno : -EIO;
-		memcpy(name, CS_TMP_PREFIX, 5);
-		for (unsigned i = 0; i < sizeof(rnd); i++) {
-			name[5 + 2 * i] = "0123456789abcdef"[rnd[i] >> 4];
-			name[6 + 2 * i] = "0123456789abcdef"[rnd[i] & 15];
-		}
-		name[21] = 0;
-		fd = openat(sub_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-		            0640);
-		if (fd >= 0)
-			return fd;
-		if (errno != EEXIST)
-			return -errno;
-	}
-	/* Not -EEXIST: to put's caller that would mean "another form is stored". */
-	return -EIO;
-}
-
 int chunks_put(struct chunks *cs, const uint8_t sha256[CHUNKS_HASH_LEN], uint8_t flags,
                const void *stored, uint32_t stored_len)
 {
-	char path[CS_PATH_LEN];
-	char sub[3];
-	char tmp[CS_TMP_LEN];
-	bool made_tmp = false;
-	int sub_fd = -1;
-	int fd = -1;
-	int ret;
-
-	if ((flags != 0 && flags != MF_ZSTD) || !stored || stored_len < 1 ||
-	    stored_len > CHUNKS_MAX_STORED)
+	if (!stored || stored_len > CHUNKS_MAX_STORED)
 		return -EINVAL;
-	ret = cs_put_check(cs, sha256, flags, stored_len);
-	if (ret <= 0)
-		return ret;
-	cs_path(sha256, flags, path);
-	memcpy(sub, path, 2);
-	sub[2] = 0;
-	/* The directory's name becomes durable with chunks_sync(), like the chunk's. */
-	if (mkdirat(cs->dir_fd, sub, 0750) < 0 && errno != EEXIST) {
-		ret = -errno;
-		goto out;
-	}
-	sub_fd = openat(cs->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (sub_fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	fd = cs_tmp_create(sub_fd, tmp);
-	if (fd < 0) {
-		ret = fd;
-		goto out;
-	}
-	made_tmp = true;
-	ret = fio_write_all(fd, stored, stored_len);
-	if (ret < 0)
-		goto out;
-	/* The bytes must be on disk before any name says the chunk is complete. */
-	if (fsync(fd) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	/*
-	 * link() never replaces an existing name, so when two puts of the
-	 * chunk race, exactly one creates it and the other sees EEXIST. The
-	 * name is not fsynced here: one chunks_sync() per import does that for
-	 * all its chunks, and also for chunks it found that a concurrent put
-	 * had just linked.
-	 */
-	if (linkat(sub_fd, tmp, sub_fd, path + 3, 0) < 0) {
-		ret = -errno;
-		if (ret == -EEXIST)
-			ret = cs_put_check(cs, sha256, flags, stored_len);
-		if (ret > 0)
-			ret = -EIO; /* gone again at once: only a GC without a hold does that */
-		goto out;
-	}
-	ret = 0;
-out:
-	if (made_tmp)
-		unlinkat(sub_fd, tmp, 0);
-	if (fd >= 0)
-		close(fd);
-	if (sub_fd >= 0)
-		close(sub_fd);
-	return ret;
+	return mc_cas_put(cs->dir_fd, sha256, flags, stored, stored_len);
 }
 
 /*
