@@ -35,6 +35,9 @@ PACKAGES=(
 	# Shell tools the scripts rely on: arithmetic, /usr/bin/time, ps/pkill,
 	# losetup/mount, mkfs.ext4, building a test root file system, helpers.
 	bc time procps util-linux e2fsprogs debootstrap python3
+	# The agent's image store on BTRFS (reflinks): mkfs.btrfs for the loop-mounted
+	# file systems of test_imgstore and tests/integration/agent_store.sh.
+	btrfs-progs
 )
 
 check_only=0

@@ -36,4 +36,15 @@ int fio_read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
  */
 int fio_write_file_atomic(const char *path, const void *p, size_t n, unsigned mode);
 
+/*
+ * Makes n bytes of dst at dst_off share the blocks of src at src_off
+ * (FICLONERANGE: a reflink, on BTRFS or XFS), so that they cost no new space
+ * until one side is written. Offsets must be multiples of the file system's
+ * block size; so must n, unless the range ends at src's end. Returns 0 once
+ * the whole range is shared; -EOPNOTSUPP, -EXDEV, -ENOTTY or -EINVAL when
+ * the file systems cannot (the caller copies instead); another -errno. After
+ * a failure the range of dst may hold part of the data: copy over it.
+ */
+int fio_clone_range(int src, uint64_t src_off, int dst, uint64_t dst_off, uint64_t n);
+
 #endif

@@ -651,7 +651,10 @@ static void take_done(struct rx *r, uint64_t now_ms)
 					rx_hash_ready(r, d->first + i);
 				}
 			}
-			if (d->result < 0)
+			if (d->result == -ENOSPC || d->result == -EDQUOT)
+				fail(r, MC_FAIL_NOSPACE, "seeding %s: %s", r->tmp_path,
+				     strerror(-d->result));
+			else if (d->result < 0)
 				fail(r, MC_FAIL_IO, "seeding: %s", strerror(-d->result));
 			bm_free(&d->seeded);
 			if (--r->seed_jobs == 0 && r->phase == RX_SEED)

@@ -5,6 +5,7 @@
  * which must run in image order and so has a thread of its own.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,12 +197,33 @@ void rx_submit_chunk(struct rx *r, struct rchunk *c)
 	}
 }
 
+/*
+ * True when a failed clone means that these files can never share blocks,
+ * so that a seeding job stops trying and copies every chunk.
+ */
+static bool clone_unsupported(int rc)
+{
+	return rc == -EOPNOTSUPP || rc == -EXDEV || rc == -ENOTTY || rc == -ENOSYS ||
+	       rc == -EPERM || rc == -EBADF;
+}
+
+/*
+ * Takes the chunks of this job's range that the seed holds unchanged. A
+ * matching chunk is reflinked from the seed when the file system can (BTRFS,
+ * XFS), so that it costs no new space and the two versions share its
+ * blocks; else it is copied from the bytes just hashed. A clone shares the
+ * seed's blocks as they are at that moment, not the bytes hashed: the seed
+ * must not change while it is read (an image store's versions never do), and
+ * the whole-image hash of the output, read back from the file, catches it
+ * when one did.
+ */
 static void seed_job(void *arg)
 {
 	struct rx_done *d = arg;
 	struct rx *r = d->r;
 	uint8_t *buf = malloc(r->m.chunk_size);
 	uint8_t h[SHA256_LEN];
+	bool try_clone = true;
 
 	d->result = buf ? 0 : -ENOMEM;
 	for (uint32_t i = 0; buf && i < d->count; i++) {
@@ -227,9 +249,18 @@ static void seed_job(void *arg)
 		if (!ct_equal(h, r->m.chunks[c].sha256, SHA256_LEN))
 			continue;
 		/* From the partial output itself (resume) the data is already in place. */
-		if (d->fd != r->out_fd && fio_pwrite_all(r->out_fd, buf, len, off) < 0) {
-			d->result = -errno;
-			break;
+		if (d->fd != r->out_fd) {
+			int rc = try_clone ? fio_clone_range(d->fd, (uint64_t)off, r->out_fd,
+			                                     (uint64_t)off, len)
+			                   : -EOPNOTSUPP;
+
+			if (rc < 0 && clone_unsupported(rc))
+				try_clone = false;
+			if (rc < 0 &&
+			    (rc = fio_pwrite_all(r->out_fd, buf, len, (uint64_t)off)) < 0) {
+				d->result = rc;
+				break;
+			}
 		}
 		bm_set(&d->seeded, i);
 	}
