@@ -35,6 +35,9 @@ PACKAGES=(
 	# Shell tools the scripts rely on: arithmetic, /usr/bin/time, ps/pkill,
 	# losetup/mount, mkfs.ext4, building a test root file system, helpers.
 	bc time procps util-linux e2fsprogs debootstrap python3
+	# SMTP server for the mail integration test (tests/integration/mail.py runs
+	# it with /usr/bin/python3, since a python3 earlier on PATH may lack it).
+	python3-aiosmtpd
 )
 
 check_only=0
