@@ -122,7 +122,7 @@ void wol_opts_from_conf(const struct srvconf *c, struct wol_opts *o);
  * with gap_ms between rounds, from one non-blocking UDP socket with
  * SO_BROADCAST (a target with dest.ifindex leaves by that interface, through
  * IP_PKTINFO, which needs no privilege). A packet that fails (ENETUNREACH:
- * no route to that subnet; EACCES: broadcast refused; EAGAIN: the socket
+ * no route to that subnet; EPERM: a local firewall said no; EAGAIN: the socket
  * buffer stayed full for 100 ms) is recorded in its target (sent, err) and
  * the batch goes on. The call blocks for about (repeat - 1) * gap_ms.
  *
