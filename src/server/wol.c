@@ -215,7 +215,7 @@ static void wol_sleep_ms(uint64_t ms)
 int wol_send(const struct wol_opts *o, struct wol_target *t, size_t n, char *err, size_t errsz)
 {
 	uint16_t port = o->port ? o->port : WOL_PORT_DEFAULT;
-	int fd, one = 1, nofail = 0;
+	int fd, one = 1, unsent = 0;
 
 	if (o->repeat < 1 || o->repeat > WOL_REPEAT_MAX || o->gap_ms > WOL_GAP_MAX_MS) {
 		log_seterr(err, errsz, "wake-on-LAN: repeat must be 1 to %d and gap at most %d ms",
@@ -253,8 +253,8 @@ int wol_send(const struct wol_opts *o, struct wol_target *t, size_t n, char *err
 	close(fd);
 	for (size_t i = 0; i < n; i++)
 		if (t[i].sent == 0)
-			nofail++;
-	return nofail;
+			unsent++;
+	return unsent;
 }
 
 /* ---- The relay command ---- */
