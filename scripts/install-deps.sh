@@ -38,6 +38,9 @@ PACKAGES=(
 	# The agent's image store on BTRFS (reflinks): mkfs.btrfs for the loop-mounted
 	# file systems of test_imgstore and tests/integration/agent_store.sh.
 	btrfs-progs
+	# SMTP server for the mail integration test (tests/integration/mail.py runs
+	# it with /usr/bin/python3, since a python3 earlier on PATH may lack it).
+	python3-aiosmtpd
 )
 
 check_only=0

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <openssl/rand.h>
 
 #include "audit.h"
@@ -21,6 +22,7 @@
 #include "http.h"
 #include "library.h"
 #include "log.h"
+#include "mail.h"
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
@@ -49,6 +51,9 @@ static void main_usage(FILE *f)
 	        "                           a missing default file is fine)\n"
 	        "  --check-config           check the settings and exit (0 = good)\n"
 	        "  --print-config           print every setting with its value and exit\n"
+	        "  --send-test-mail ADDR[,ADDR...]\n"
+	        "                           send a test message with the [mail] settings and\n"
+	        "                           exit (0 = the mail server took it)\n"
 	        "  --admin-password-file F  first start: the admin's password is F's first line\n"
 	        "                           (otherwise one is generated and printed once)\n"
 	        "  --log-level LEVEL        error, warn, info or debug\n"
@@ -188,6 +193,41 @@ static size_t main_split_names(const char *list, char **out, size_t max)
 	return n;
 }
 
+/*
+ * --send-test-mail: sends the test message to a comma-separated list of
+ * addresses with the [mail] settings. Returns the exit status: 0 when the
+ * mail server took it, 1 otherwise (the reason on stderr).
+ */
+static int main_test_mail(const struct srvconf *c, const char *list)
+{
+	char *to[MAIL_RCPT_MAX + 1], err[MAIL_ERR_SIZE] = "";
+	size_t n = main_split_names(list, to, MAIL_RCPT_MAX + 1);
+	int ret = 1;
+
+	if (n == 0 || n > MAIL_RCPT_MAX) {
+		fprintf(stderr,
+		        "mlserver: --send-test-mail: give 1 to %d addresses, comma-separated\n",
+		        MAIL_RCPT_MAX);
+		goto out;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "mlserver: cannot initialise libcurl\n");
+		goto out;
+	}
+	if (mail_send_test(c, (const char *const *)to, n, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mlserver: %s\n", err);
+	} else {
+		printf("mlserver: test message sent to %s%s\n", list,
+		       n > 1 ? " (each address the mail server accepted)" : "");
+		ret = 0;
+	}
+	curl_global_cleanup();
+out:
+	for (size_t i = 0; i < n; i++)
+		free(to[i]);
+	return ret;
+}
+
 #define MAIN_MAX_SETS 64
 
 enum {
@@ -201,6 +241,7 @@ enum {
 	OPT_PORTFILE,
 	OPT_NOTLS,
 	OPT_SET,
+	OPT_TESTMAIL,
 	OPT_VERSION
 };
 
@@ -217,12 +258,13 @@ int main(int argc, char **argv)
 	    {"port-file", required_argument, NULL, OPT_PORTFILE},
 	    {"no-tls", no_argument, NULL, OPT_NOTLS},
 	    {"set", required_argument, NULL, OPT_SET},
+	    {"send-test-mail", required_argument, NULL, OPT_TESTMAIL},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *data_dir = NULL, *listen = NULL, *adminpw = NULL;
-	const char *loglevel = NULL, *portfile = NULL;
+	const char *loglevel = NULL, *portfile = NULL, *testmail = NULL;
 	int check = 0, print = 0, notls = 0, c, ret = 1, rc;
 	struct srv srv;
 	struct tls_material *tls = NULL;
@@ -268,6 +310,9 @@ int main(int argc, char **argv)
 			}
 			sets[nsets++] = optarg;
 			break;
+		case OPT_TESTMAIL:
+			testmail = optarg;
+			break;
 		case 'h':
 			main_usage(stdout);
 			return 0;
@@ -308,6 +353,11 @@ int main(int argc, char **argv)
 			goto fail;
 	if (srvconf_validate(&srv.conf, err, sizeof(err)) < 0)
 		goto fail;
+	if (testmail) {
+		ret = main_test_mail(&srv.conf, testmail);
+		srvconf_free(&srv.conf);
+		return ret;
+	}
 	if (check || print) {
 		if (print)
 			srvconf_dump(&srv.conf, stdout);
@@ -319,6 +369,11 @@ int main(int argc, char **argv)
 	enum log_level lvl;
 	log_level_parse(srv.conf.log_level, &lvl);
 	log_set_level(lvl);
+	/* libcurl (mail reports) is set up once, before any thread starts. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, sizeof(err), "cannot initialise libcurl");
+		goto fail;
+	}
 
 	if (main_mkdirs(srv.conf.data_dir, err, sizeof(err)) < 0)
 		goto fail;
@@ -401,5 +456,6 @@ out:
 	store_close(srv.store);
 	tls_material_free(tls);
 	srvconf_free(&srv.conf);
+	curl_global_cleanup();
 	return ret;
 }

@@ -36,6 +36,20 @@ struct srvconf {
 	/* [scheduler] */
 	uint64_t catchup_ms; /* how late a missed recurring run may still start */
 	uint64_t tick_ms;    /* how often due times are checked */
+	/* [wol] (wol.h) */
+	uint64_t wol_port;   /* UDP port of magic packets */
+	uint64_t wol_repeat; /* packets per target */
+	uint64_t wol_gap_ms; /* pause between repeats */
+	char *wol_interface; /* "": none; else 255.255.255.255 also goes out of it */
+	/* [mail] (mail.h) */
+	char *mail_url;           /* smtp://host[:port] or smtps://; "": no mail */
+	char *mail_from;          /* "addr" or "Name <addr>" */
+	char *mail_username;      /* "": no authentication */
+	char *mail_password_file; /* first line is the password */
+	char *mail_starttls;      /* "try", "require" or "off" */
+	char *mail_ca_file;       /* "": the system's CA certificates */
+	int mail_insecure;        /* skip certificate verification (test servers) */
+	uint64_t mail_timeout_ms; /* whole conversation with the mail server */
 };
 
 /* Defaults for every setting, then the file (missing default file is fine). */

@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <net/if.h>
+
 #include "conf.h"
 #include "log.h"
+#include "mail.h"
 #include "server.h"
 
 #define K(sec, name, type, field, min, max, help)                                                  \
@@ -54,6 +57,31 @@ static const struct conf_key srvconf_keys[] = {
       "a recurring run missed while the server was down still starts when at most this late"),
     K("scheduler", "tick", CONF_DURATION_MS, tick_ms, 100, 60000,
       "how often due deployments are looked for"),
+    K("wol", "port", CONF_UINT, wol_port, 1, 65535,
+      "UDP port of Wake-on-LAN magic packets (9, or 7 for some old NICs)"),
+    K("wol", "repeat", CONF_UINT, wol_repeat, 1, 10,
+      "magic packets sent to each target and destination (UDP may lose one)"),
+    K("wol", "gap", CONF_DURATION_MS, wol_gap_ms, 0, 10000, "pause between two repeats"),
+    K("wol", "interface", CONF_STR, wol_interface, 0, 0,
+      "network interface of the server's own subnet: targets there also get the "
+      "limited broadcast 255.255.255.255 out of it; empty: directed broadcasts only"),
+    K("mail", "url", CONF_STR, mail_url, 0, 0,
+      "mail server: smtp://HOST[:PORT][/EHLO-NAME] or smtps://...; empty: no reports are mailed"),
+    K("mail", "from", CONF_STR, mail_from, 0, 0,
+      "sender of reports: ADDRESS or NAME <ADDRESS>; required with url"),
+    K("mail", "username", CONF_STR, mail_username, 0, 0,
+      "user name for SMTP authentication; empty: none"),
+    K("mail", "password_file", CONF_STR, mail_password_file, 0, 0,
+      "file whose first line is the SMTP password (keep it 0600)"),
+    K("mail", "starttls", CONF_STR, mail_starttls, 0, 0,
+      "try (use STARTTLS when the server offers it), require, or off"),
+    K("mail", "ca_file", CONF_STR, mail_ca_file, 0, 0,
+      "PEM CA certificates that the mail server's certificate must chain to; empty: the "
+      "system's"),
+    K("mail", "insecure", CONF_BOOL, mail_insecure, 0, 1,
+      "do not verify the mail server's certificate (test servers only)"),
+    K("mail", "timeout", CONF_DURATION_MS, mail_timeout_ms, 1000, 600000,
+      "longest time one message may take to send"),
 };
 
 #define NKEYS (sizeof(srvconf_keys) / sizeof(srvconf_keys[0]))
@@ -88,6 +116,18 @@ void srvconf_defaults(struct srvconf *c)
 	srvconf_set_str(&c->import_roots, "/");
 	c->catchup_ms = 3600 * 1000;
 	c->tick_ms = 1000;
+	c->wol_port = 9;
+	c->wol_repeat = 3;
+	c->wol_gap_ms = 100;
+	srvconf_set_str(&c->wol_interface, "");
+	srvconf_set_str(&c->mail_url, "");
+	srvconf_set_str(&c->mail_from, "");
+	srvconf_set_str(&c->mail_username, "");
+	srvconf_set_str(&c->mail_password_file, "");
+	srvconf_set_str(&c->mail_starttls, "try");
+	srvconf_set_str(&c->mail_ca_file, "");
+	c->mail_insecure = 0;
+	c->mail_timeout_ms = 30000;
 }
 
 int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, size_t errsz)
@@ -154,7 +194,12 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 		snprintf(err, errsz, "[server] listen: '%s' is not ADDR:PORT", c->listen);
 		return -EINVAL;
 	}
-	return 0;
+	if (strlen(c->wol_interface) >= IF_NAMESIZE || strpbrk(c->wol_interface, "/ \t")) {
+		snprintf(err, errsz, "[wol] interface: '%.100s' is not a network interface name",
+		         c->wol_interface);
+		return -EINVAL;
+	}
+	return mail_conf_check(c, err, errsz);
 }
 
 void srvconf_free(struct srvconf *c)
