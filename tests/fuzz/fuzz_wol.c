@@ -45,17 +45,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(memcmp(back.macs, r.macs, r.nmacs * MATCH_MAC_BYTES) == 0);
 		free(s);
 	}
-	if (size >= 11) {
+	/* Bytes 0-5: a MAC; 6-11: a password of up to 6 bytes; 12: its length. */
+	if (size >= 13) {
 		uint8_t pkt[WOL_PACKET_MAX];
 		struct match_cidr c;
 		struct wol_dest d[2];
 		struct wol_iface ifc = {.index = 3};
 		uint32_t a;
 
-		check(wol_packet_secureon(data, data + 6, data[10] % 8, pkt) ==
-		      (data[10] % 8 == 0 || data[10] % 8 == 4 || data[10] % 8 == 6
-		           ? (int)(WOL_PACKET_LEN + data[10] % 8)
-		           : -EINVAL));
+		unsigned pwlen = data[12] % 8u;
+		check(wol_packet_secureon(data, data + 6, pwlen, pkt) ==
+		      (pwlen == 0 || pwlen == 4 || pwlen == 6 ? (int)(WOL_PACKET_LEN + pwlen)
+		                                              : -EINVAL));
 		memcpy(&a, data, 4);
 		c.prefix = data[4] % 33u;
 		c.net = a & match_prefix_mask(c.prefix);
