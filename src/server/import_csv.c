@@ -65,19 +65,10 @@ struct csvimp {
 	char msg[MATCH_ERR_SIZE + 128];
 };
 
-/* Maps a callback's return to ours: 0 goes on, anything else stops (positive as -ECANCELED). */
-static int stop_code(int rc)
-{
-	return rc == 0 ? 0 : rc < 0 ? rc : -ECANCELED;
-}
-
 /* Reports a bad row (or a fatal error) to the sink. Returns 0 or the stop code (now sticky). */
 static int report(struct csvimp *p, unsigned long line, const char *msg)
 {
-	int rc = 0;
-
-	if (p->sink.error)
-		rc = stop_code(p->sink.error(p->sink.user, line, msg));
+	int rc = match_sink_error(&p->sink, line, msg);
 	if (rc)
 		p->dead = rc;
 	return rc;
@@ -262,8 +253,7 @@ static int data_row(struct csvimp *p)
 	}
 	if (fill(p) < 0)
 		return report(p, p->row_line, p->msg);
-	if (p->sink.record)
-		rc = stop_code(p->sink.record(p->sink.user, &p->m));
+	rc = match_sink_record(&p->sink, &p->m);
 	if (rc)
 		p->dead = rc;
 	return rc;

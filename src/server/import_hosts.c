@@ -97,19 +97,10 @@ struct hostsimp {
 
 /* ---- results ---- */
 
-/* Maps a callback's return to ours: 0 goes on, anything else stops (positive as -ECANCELED). */
-static int stop_code(int rc)
-{
-	return rc == 0 ? 0 : rc < 0 ? rc : -ECANCELED;
-}
-
 /* Hands a message to the sink. Returns 0 or the stop code (now sticky). */
 static int send_error(struct hostsimp *p, unsigned long line, const char *msg)
 {
-	int rc = 0;
-
-	if (p->sink.error)
-		rc = stop_code(p->sink.error(p->sink.user, line, msg));
+	int rc = match_sink_error(&p->sink, line, msg);
 	if (rc)
 		p->dead = rc;
 	return rc;
@@ -155,10 +146,7 @@ __attribute__((format(printf, 3, 4))) static int reportf(struct hostsimp *p, uns
 
 static int emit(struct hostsimp *p)
 {
-	int rc = 0;
-
-	if (p->sink.record)
-		rc = stop_code(p->sink.record(p->sink.user, &p->m));
+	int rc = match_sink_record(&p->sink, &p->m);
 	if (rc)
 		p->dead = rc;
 	return rc;

@@ -824,3 +824,19 @@ int match_machine_check(const struct match_machine *m, char *err, size_t errsz)
 		return fail(err, errsz, "address %s is not in subnet %s", m->ip, m->subnet);
 	return 0;
 }
+
+/* A callback's answer as the importer's: 0 goes on, positive stops as -ECANCELED. */
+static int match_stop_code(int rc)
+{
+	return rc == 0 ? 0 : rc < 0 ? rc : -ECANCELED;
+}
+
+int match_sink_record(const struct match_sink *s, const struct match_machine *m)
+{
+	return s->record ? match_stop_code(s->record(s->user, m)) : 0;
+}
+
+int match_sink_error(const struct match_sink *s, unsigned long line, const char *msg)
+{
+	return s->error ? match_stop_code(s->error(s->user, line, msg)) : 0;
+}

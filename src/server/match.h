@@ -198,4 +198,12 @@ struct match_sink {
 	void *user;
 };
 
+/*
+ * Call a sink's record() or error() (when set) for an importer, mapping the
+ * callback's answer to the importer's: 0 goes on, a negative value stops
+ * with it, a positive one stops as -ECANCELED.
+ */
+int match_sink_record(const struct match_sink *s, const struct match_machine *m);
+int match_sink_error(const struct match_sink *s, unsigned long line, const char *msg);
+
 #endif
