@@ -50,6 +50,22 @@ struct srvconf {
 	char *mail_ca_file;       /* "": the system's CA certificates */
 	int mail_insecure;        /* skip certificate verification (test servers) */
 	uint64_t mail_timeout_ms; /* whole conversation with the mail server */
+	/* [agents] (docs/agent-protocol.md) */
+	int agents_register_unknown; /* enroll machines the inventory lacks */
+	char *agents_new_group;      /* group of machines registered by enrollment */
+	uint64_t agents_offline_ms;  /* online while polled within this */
+	uint64_t agents_heartbeat_ms;
+	uint64_t agents_poll_wait_ms; /* longest hold of a long poll */
+	/* [runner] (docs/runs.md) */
+	uint64_t runner_max_runs;   /* runs executing at once */
+	char *runner_group;         /* multicast group of sessions */
+	uint64_t runner_port;       /* UDP port of the first run slot; slot i uses port + 2 * i */
+	char *runner_interface;     /* interface the sessions leave by; "": routing decides */
+	uint64_t runner_rate;       /* bits per second when the deployment sets none */
+	uint64_t runner_ttl;        /* multicast TTL (1: the server's subnet only) */
+	uint64_t runner_rounds;     /* sessions per run for machines that fell out */
+	uint64_t runner_ready_ms;   /* wait for agents to answer a receive command */
+	uint64_t runner_finish_ms;  /* wait for agents' results after a session */
 };
 
 /* Defaults for every setting, then the file (missing default file is fine). */
@@ -76,6 +92,8 @@ struct store;
 struct http;
 struct library;
 struct sched;
+struct agentq;
+struct runner;
 
 struct srv {
 	struct srvconf conf;
@@ -83,6 +101,8 @@ struct srv {
 	struct http *http;
 	struct library *lib;
 	struct sched *sched;
+	struct agentq *agentq;
+	struct runner *runner;
 	char fingerprint[96]; /* SHA-256 of the TLS certificate, hex with colons */
 	volatile int stop;
 };

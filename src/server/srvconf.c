@@ -3,7 +3,9 @@
  * help, so loading, --check-config, the documented example file and the
  * docs all come from the same place (docs/server.md).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +84,32 @@ static const struct conf_key srvconf_keys[] = {
       "do not verify the mail server's certificate (test servers only)"),
     K("mail", "timeout", CONF_DURATION_MS, mail_timeout_ms, 1000, 600000,
       "longest time one message may take to send"),
+    K("agents", "register_unknown", CONF_BOOL, agents_register_unknown, 0, 1,
+      "enroll machines the inventory does not know (into new_group); off: refuse them"),
+    K("agents", "new_group", CONF_STR, agents_new_group, 0, 0,
+      "group that machines registered at enrollment join (created when missing)"),
+    K("agents", "offline_after", CONF_DURATION_MS, agents_offline_ms, 5000, 86400000,
+      "an agent is online while it polled or said hello within this"),
+    K("agents", "heartbeat", CONF_DURATION_MS, agents_heartbeat_ms, 1000, 86400000,
+      "how often agents send their inventory"),
+    K("agents", "poll_wait", CONF_DURATION_MS, agents_poll_wait_ms, 1000, 60000,
+      "longest hold of an agent's long poll"),
+    K("runner", "max_runs", CONF_UINT, runner_max_runs, 1, 16, "runs executing at once"),
+    K("runner", "group", CONF_STR, runner_group, 0, 0, "IPv4 multicast group of deployment sessions"),
+    K("runner", "port", CONF_UINT, runner_port, 1024, 65000,
+      "UDP port of the first run slot; slot i uses port + 2i"),
+    K("runner", "interface", CONF_STR, runner_interface, 0, 0,
+      "network interface sessions leave by; empty: the routing table decides"),
+    K("runner", "rate", CONF_RATE, runner_rate, 1000000, 100000000000ull,
+      "sending rate cap when the deployment sets none (bits per second; k, M, G suffixes)"),
+    K("runner", "ttl", CONF_UINT, runner_ttl, 1, 255,
+      "multicast TTL: 1 keeps sessions in the server's subnet; raise it for routed subnets"),
+    K("runner", "rounds", CONF_UINT, runner_rounds, 1, 10,
+      "sessions per run: later ones serve machines that fell out of an earlier one"),
+    K("runner", "ready_wait", CONF_DURATION_MS, runner_ready_ms, 1000, 600000,
+      "how long agents have to answer a receive command before the session starts"),
+    K("runner", "finish_wait", CONF_DURATION_MS, runner_finish_ms, 1000, 3600000,
+      "how long agents have to verify, switch and report after a session"),
 };
 
 #define NKEYS (sizeof(srvconf_keys) / sizeof(srvconf_keys[0]))
@@ -128,6 +156,20 @@ void srvconf_defaults(struct srvconf *c)
 	srvconf_set_str(&c->mail_ca_file, "");
 	c->mail_insecure = 0;
 	c->mail_timeout_ms = 30000;
+	c->agents_register_unknown = 1;
+	srvconf_set_str(&c->agents_new_group, "new");
+	c->agents_offline_ms = 75000;
+	c->agents_heartbeat_ms = 60000;
+	c->agents_poll_wait_ms = 25000;
+	c->runner_max_runs = 2;
+	srvconf_set_str(&c->runner_group, "239.192.77.1");
+	c->runner_port = 7770;
+	srvconf_set_str(&c->runner_interface, "");
+	c->runner_rate = 1000000000ull;
+	c->runner_ttl = 1;
+	c->runner_rounds = 3;
+	c->runner_ready_ms = 30000;
+	c->runner_finish_ms = 120000;
 }
 
 int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, size_t errsz)
@@ -197,6 +239,21 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 	if (strlen(c->wol_interface) >= IF_NAMESIZE || strpbrk(c->wol_interface, "/ \t")) {
 		snprintf(err, errsz, "[wol] interface: '%.100s' is not a network interface name",
 		         c->wol_interface);
+		return -EINVAL;
+	}
+	if (strlen(c->runner_interface) >= IF_NAMESIZE || strpbrk(c->runner_interface, "/ \t")) {
+		snprintf(err, errsz, "[runner] interface: '%.100s' is not a network interface name",
+		         c->runner_interface);
+		return -EINVAL;
+	}
+	struct in_addr ga;
+	if (inet_pton(AF_INET, c->runner_group, &ga) != 1 || !IN_MULTICAST(ntohl(ga.s_addr))) {
+		snprintf(err, errsz, "[runner] group: '%.100s' is not an IPv4 multicast address",
+		         c->runner_group);
+		return -EINVAL;
+	}
+	if (*c->agents_new_group == '\0' || strlen(c->agents_new_group) > 100) {
+		snprintf(err, errsz, "[agents] new_group must be a group name of 1 to 100 bytes");
 		return -EINVAL;
 	}
 	return mail_conf_check(c, err, errsz);
