@@ -165,14 +165,30 @@ static int deploy_run(struct mlctl *ml, struct args *a)
 	char path[96];
 	int64_t id;
 	json_t *run;
-	int rc = res_id(ml, &res_deploy, arg_pos(a, 0), &id);
+	unsigned secs;
+	bool watch = arg_has(a, "watch");
+	int rc = cmd_run_interval(ml, a, &secs);
+	if (rc == 0)
+		rc = res_id(ml, &res_deploy, arg_pos(a, 0), &id);
 	if (rc < 0)
 		return rc;
 	res_path(path, sizeof(path), "/deployments", id, "/run");
 	rc = cl_call(ml, "POST", path, NULL, &run);
 	if (rc < 0)
 		return rc;
-	rc = run ? out_one(ml, run) : 0;
+	const json_t *rid = json_object_get(run, "id");
+	if (watch && json_is_integer(rid)) {
+		/* One document with --json: the run as it ended, not also as it began. */
+		int64_t run_id = (int64_t)json_integer_value(rid);
+		json_decref(run);
+		if (!ml->json && !ml->quiet)
+			printf("run %lld started\n", (long long)run_id);
+		return cmd_run_watch(ml, run_id, secs);
+	}
+	if (watch)
+		rc = ml_fail(ml, "the server's answer is not a run");
+	else
+		rc = run ? out_one(ml, run) : 0;
 	json_decref(run);
 	return rc;
 }
@@ -247,6 +263,12 @@ static const struct opt deploy_set_opts[] = {
     {NULL, V_FLAG, NULL, NULL, NULL, NULL},
 };
 
+static const struct opt deploy_run_opts[] = {
+    {"watch", V_FLAG, NULL, "follow the run until it ends (see mlctl run watch)", NULL, NULL},
+    {"interval", V_VAL, "SECONDS", "with --watch: poll every SECONDS, 1-3600 (2)", NULL, NULL},
+    {NULL, V_FLAG, NULL, NULL, NULL, NULL},
+};
+
 static const struct cmd deploy_cmds[] = {
     {"list", NULL, 0, 0, NULL, res_cmd_list, "list deployments with their next due time", NULL,
      "  mlctl deploy list", &res_deploy, CMD_LIST},
@@ -267,8 +289,9 @@ static const struct cmd deploy_cmds[] = {
      &res_deploy, 0},
     {"rm", "ID|NAME...", 1, -1, NULL, res_cmd_rm, "delete deployments (their runs stay)", NULL,
      "  mlctl deploy rm hotfix", &res_deploy, 0},
-    {"run", "ID|NAME", 1, 1, NULL, deploy_run, "start a run now, whatever the schedule", NULL,
-     "  mlctl deploy run lab-b-win11", &res_deploy, 0},
+    {"run", "ID|NAME", 1, 1, deploy_run_opts, deploy_run, "start a run now, whatever the schedule",
+     "--watch follows the run like 'mlctl run watch' and exits like it.",
+     "  mlctl deploy run lab-b-win11\n  mlctl deploy run lab-b-win11 --watch", &res_deploy, 0},
     {"targets", "ID|NAME", 1, 1, NULL, deploy_targets, "the machines a deployment resolves to now",
      NULL, "  mlctl deploy targets lab-b-win11", &res_deploy, CMD_LIST},
     {"runs", "ID|NAME", 1, 1, NULL, deploy_runs, "a deployment's runs, newest first", NULL,

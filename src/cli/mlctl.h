@@ -20,6 +20,7 @@
  *   cl_       HTTP client (libcurl)               (client.c)
  *   prompt_   passwords and questions             (prompt.c)
  *   res_      generic resource commands, names    (res.c)
+ *   rv_       runs and agent commands for people  (runview.c, pure)
  *   cmd_      the command table                   (cmd_*.c)
  *
  * Conventions: functions returning int return 0 or a negative errno-style
@@ -314,7 +315,8 @@ extern const struct noun *const cmd_nouns[];
 extern const struct noun cmd_login_noun, cmd_logout_noun, cmd_whoami_noun, cmd_passwd_noun,
     cmd_health_noun, cmd_user_noun, cmd_token_noun, cmd_audit_noun, cmd_image_noun,
     cmd_library_noun, cmd_machine_noun, cmd_group_noun, cmd_criterion_noun, cmd_entry_noun,
-    cmd_right_noun, cmd_deploy_noun, cmd_run_noun;
+    cmd_right_noun, cmd_deploy_noun, cmd_run_noun, cmd_agent_noun, cmd_enroll_noun,
+    cmd_command_noun;
 
 /* ------------------------------------------------------------------ ml */
 
@@ -554,7 +556,7 @@ void res_path(char *buf, size_t size, const char *base, int64_t id, const char *
 
 /* The resources (cmd_*.c), for name resolution across commands. */
 extern const struct res res_user, res_token, res_image, res_machine, res_group, res_criterion,
-    res_entry, res_right, res_deploy, res_run;
+    res_entry, res_right, res_deploy, res_run, res_command;
 /* Machine table columns, shared by the commands that list machines. */
 extern const struct col cmd_machine_cols[];
 /*
@@ -564,5 +566,81 @@ extern const struct col cmd_machine_cols[];
  */
 int cmd_deploy_prep_versions(struct mlctl *ml, json_t *items);
 char *cmd_deploy_version(const json_t *obj);
+/*
+ * --interval SECONDS of the watching verbs (1..3600, default 2): 0 with
+ * *secs set, or a usage error. No I/O, so it fails before the server is asked.
+ */
+int cmd_run_interval(struct mlctl *ml, const struct args *a, unsigned *secs);
+/*
+ * Watches run id until it ends (docs/mlctl.md, "run watch"): a live table
+ * on a terminal, one line per change otherwise, then the final table.
+ * 0 when the run is done; <0 (printed, status 1) when it failed or was
+ * cancelled, or status 3 when the server cannot be reached.
+ */
+int cmd_run_watch(struct mlctl *ml, int64_t id, unsigned secs);
+/*
+ * POSTs body to path (a rollback: the answer is {"commands": [...]}) and
+ * prints the commands; with --wait polls them until they end and prints
+ * their results (exit 1 when any did not succeed). 0 or <0 (printed).
+ */
+int cmd_rollback(struct mlctl *ml, struct args *a, const char *path, const json_t *body);
+
+/* ------------------------------------------------------------------ rv */
+
+/*
+ * Runs (GET /runs/:id) and agent commands as people read them. Pure: no
+ * I/O, no clock. Strings from the server are cleaned for a terminal
+ * (tbl_clean); absent, null or mistyped fields show as "-" or are left
+ * out, never a crash. Every char * returned is the caller's to free; NULL
+ * means out of memory unless said otherwise.
+ */
+#define RV_BAR_WIDTH 20
+
+/* Milliseconds as "850ms", "12.3s", "3m12s", "1h02m", "2d03h" into buf. */
+void rv_duration(uint64_t ms, char *buf, size_t size);
+/* Bits per second as "812.0 Mbit/s" (decimal units) into buf. */
+void rv_rate(uint64_t bps, char *buf, size_t size);
+/*
+ * A target's progress from chunks_done / chunks_needed: "42%", or with bar
+ * "[########............]  42%"; a done target without counts is 100%.
+ * NULL when there is nothing to show (no counts).
+ */
+char *rv_progress(const json_t *target, bool bar);
+/*
+ * Seconds left, estimated from the receiving machine with the most bytes
+ * left (its chunks left at its bytes per chunk so far) at rate_bps; -1
+ * when it cannot be estimated (no rate, no progress yet).
+ */
+int64_t rv_eta(const json_t *run);
+/* 0 while the run is pending or running; 1 when it is done; -1 when it ended otherwise. */
+int rv_end(const json_t *run);
+/* The "key: value" block of a run: id, deployment, version, state (phase), times, ... */
+char *rv_summary(const json_t *run);
+/* The machines' table (MACHINE STATE PROGRESS BYTES WOKEN TIME REASON), or "(no machines)\n". */
+char *rv_table(const json_t *run, bool bars);
+/* "12 machines: 8 done, 1 current, 2 receiving, 1 failed\n" (totals, else counted). */
+char *rv_totals(const json_t *run);
+/* The summary, a blank line, the table, a blank line and the totals. */
+char *rv_render(const json_t *run, bool bars);
+/* A command's result in a few words (reason, outcome, active version), or NULL for none. */
+char *rv_command_result(const json_t *cmd);
+/* Has the command ended (any state but queued, sent and running)? */
+bool rv_command_ended(const json_t *cmd);
+/* The table of commands: ID MACHINE STATE RESULT. */
+char *rv_commands(const json_t *cmds);
+
+/*
+ * What changed between polls of one run, for a log: rv_watch_feed returns
+ * one line per change since the last feed, each starting with now as
+ * local HH:MM:SS: the run's state or phase ("run 31: running (sending)")
+ * and each machine seen for the first time or in a new state ("pc-101:
+ * waiting -> receiving", with the reason when there is one). The first feed
+ * reports everything. Returns "" when nothing changed, NULL when out of
+ * memory.
+ */
+struct rv_watch;
+struct rv_watch *rv_watch_new(void);
+void rv_watch_free(struct rv_watch *w);
+char *rv_watch_feed(struct rv_watch *w, const json_t *run, time_t now);
 
 #endif

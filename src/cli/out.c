@@ -247,9 +247,12 @@ int out_json(struct mlctl *ml, const json_t *doc)
 	return 0;
 }
 
+/* The id of an object, or of a row that stands for a machine (an agent): its machine_id. */
 static void out_id(const json_t *o)
 {
 	const json_t *id = json_object_get(o, "id");
+	if (!id)
+		id = json_object_get(o, "machine_id");
 	if (json_is_integer(id))
 		printf("%lld\n", (long long)json_integer_value(id));
 }
