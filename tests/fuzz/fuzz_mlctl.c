@@ -3,7 +3,8 @@
  * (ctlconf_parse, with a format/parse round trip), typed times
  * (when_input), server URLs, fingerprints, certificates (pin_from_pem),
  * and the rendering of server JSON as tables and pages (out_table,
- * out_show, tbl_clean), which must never emit a control character.
+ * out_show, tbl_clean) and of runs (rv_render, rv_watch_feed,
+ * rv_commands), which must never emit a control character.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -90,7 +91,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			char *s = out_show(j);
 			fuzz_check_clean(s);
 			free(s);
+			s = rv_render(j, true);
+			fuzz_check_clean(s);
+			free(s);
+			struct rv_watch *w = rv_watch_new();
+			for (int k = 0; w && k < 2; k++) {
+				s = rv_watch_feed(w, j, 1795698000);
+				fuzz_check_clean(s);
+				free(s);
+			}
+			rv_watch_free(w);
 		}
+		char *cmds = rv_commands(json_is_array(j) ? j : json_object_get(j, "commands"));
+		fuzz_check_clean(cmds);
+		free(cmds);
 		json_decref(j);
 	}
 	free(text);
