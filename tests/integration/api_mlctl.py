@@ -104,14 +104,17 @@ def test_usage():
              "image": ["list", "show", "create", "set", "rm", "import", "upload", "versions",
                        "version", "rm-version", "verify"],
              "library": ["show", "gc"],
-             "machine": ["list", "show", "add", "set", "rm", "import"],
+             "machine": ["list", "show", "add", "set", "rm", "import", "rollback"],
              "group": ["list", "show", "add", "set", "rm", "add-member", "rm-member",
-                       "members"],
+                       "members", "rollback"],
              "criterion": ["list", "show", "add", "set", "rm", "machines"],
              "entry": ["list", "show", "add", "set", "rm"],
              "right": ["list", "show", "add", "set", "rm", "targets"],
              "deploy": ["list", "show", "create", "set", "rm", "run", "targets", "runs"],
-             "run": ["list", "show"]}
+             "run": ["list", "show", "watch", "cancel", "retry", "rollback"],
+             "command": ["list", "show"],
+             "agent": ["list", "show", "revoke"],
+             "enroll-token": ["create", "list", "delete"]}
     for noun, verbs in nouns.items():
         check(f"\n  {noun}" in r.out, f"mlctl --help lists {noun}")
         r2 = mlctl(noun, "--help")
@@ -983,8 +986,10 @@ def test_deployments(srv):
     r = mlctl("deploy", "runs", "dep-a", "-q")
     check(r.rc == 0 and r.out.split() == [str(manual)], "deploy runs", repr(r))
     r = mlctl("run", "show", str(manual))
-    check(r.rc == 0 and "deployment_name: dep-a" in r.out and "cause:           manual"
-          in r.out, "run show", repr(r))
+    check(r.rc == 0 and re.search(r"^deployment:\s+dep-a$", r.out, re.M) and
+          re.search(r"^cause:\s+manual$", r.out, re.M) and
+          re.search(r"^state:\s+pending$", r.out, re.M) and
+          re.search(r"^version:\s+img-a:v1$", r.out, re.M), "run show (summary)", repr(r))
     r = mlctl("run", "show", str(manual), "--json")
     check(r.rc == 0 and (r.json() or {}).get("id") == manual, "run show --json", repr(r))
 
@@ -1017,6 +1022,34 @@ def test_deployments(srv):
     fails(mlctl("run", "list", "--state", "exploded"), 1, "run list, bad state", "state")
     fails(mlctl("run", "show", "abc"), 2, "run show abc", "not a run id")
     fails(mlctl("run", "show", "999"), 1, "run show 999", "no run with id 999")
+    # run watch, the rollbacks and deploy run --watch: what fails before or at the server.
+    fails(mlctl("run", "watch", "abc"), 2, "run watch abc", "not a run id")
+    fails(mlctl("run", "watch", "999"), 1, "run watch 999", "no run with id 999")
+    fails(mlctl("run", "watch", str(manual), "--interval", "0"), 2, "run watch --interval 0",
+          "--interval 0")
+    fails(mlctl("run", "watch", str(manual), "--interval", "soon"), 2,
+          "run watch --interval soon", "--interval soon")
+    fails(mlctl("run", "watch", str(manual), "--interval"), 2, "run watch --interval alone",
+          "needs a value")
+    fails(mlctl("deploy", "run", "dep-a", "--watch", "--interval", "99999"), 2,
+          "deploy run --watch --interval 99999", "--interval 99999")
+    r = mlctl("deploy", "runs", "dep-a", "-q")
+    check(r.rc == 0 and r.out.split() == [str(manual)],
+          "a refused deploy run --watch started no run", repr(r))
+    fails(mlctl("machine", "rollback", "pc-102"), 2, "machine rollback without --image",
+          "--image is required")
+    fails(mlctl("group", "rollback", "lab-b", "--wait"), 2, "group rollback without --image",
+          "--image is required")
+    fails(mlctl("machine", "rollback", "pc-102", "--image", "img-a", "--interval", "0"), 2,
+          "machine rollback --interval 0", "--interval 0")
+    fails(mlctl("machine", "rollback", "nosuch", "--image", "img-a"), 1,
+          "machine rollback of an unknown machine", "no machine named 'nosuch'")
+    fails(mlctl("group", "rollback", "lab-b", "--image", "nosuch"), 1,
+          "group rollback of an unknown image", "no image named 'nosuch'")
+    fails(mlctl("run", "rollback", "abc"), 2, "run rollback abc", "not a run id")
+    fails(mlctl("command", "show", "abc"), 2, "command show abc", "not a command id")
+    fails(mlctl("agent", "show", "nosuch"), 1, "agent show of an unknown machine",
+          "no machine named 'nosuch'")
     # What deployments and runs hold on to.
     fails(mlctl("image", "rm-version", "img-a", "v1"), 1, "rm-version of a deployed version",
           "mlctl: image rm-version: ")
