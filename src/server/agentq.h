@@ -44,4 +44,58 @@ int agentq_cancel_run(struct srv *srv, int64_t run, int64_t machine);
 /* True when machine's agent polled or said hello within [agents] offline_after. */
 bool agentq_online(struct srv *srv, int64_t machine);
 
+/*
+ * Added for the agent API (api_agent.c, api_agents.c, api.c).
+ */
+
+struct req;
+
+#define AGENTQ_SECRET_LEN 68 /* "mla_" or "mle_" + 64 hex */
+
+/*
+ * A new secret: prefix ("mla_" or "mle_") and 64 random hex digits into
+ * out, its SHA-256 hex (as stored) into hash. 0 or -EIO.
+ */
+int agentq_secret(const char *prefix, char out[AGENTQ_SECRET_LEN + 1], char hash[65]);
+/* Is s prefix followed by exactly 64 lower-case hex digits? */
+bool agentq_secret_wellformed(const char *s, const char *prefix);
+
+/*
+ * Checks an agent credential ("mla_..."): 0 with its machine and
+ * credential ids, -EACCES when it is malformed, unknown or revoked (or its
+ * machine deleted), -EIO when the store fails.
+ */
+int agentq_cred_check(struct srv *srv, const char *token, int64_t *machine, int64_t *cred);
+
+/*
+ * Records that machine's agent (credential cred, from address peer) was
+ * seen now: machines.last_seen_at and the credential's last_seen_at and
+ * last_addr. Writes at most once every AGENTQ_TOUCH_S seconds per machine
+ * unless force (a hello always writes). 0 or a negative store code.
+ */
+#define AGENTQ_TOUCH_S 5
+int agentq_touch(struct srv *srv, int64_t machine, int64_t cred, const char *peer, bool force);
+
+/*
+ * The commands to hand machine's agent now: first its queued commands past
+ * their expiry become "expired"; then every unfinished one (queued, sent,
+ * running), oldest first, as the protocol's COMMAND objects, and the
+ * queued ones become "sent". Returns a new JSON array, or NULL on error.
+ */
+json_t *agentq_take(struct srv *srv, int64_t machine);
+
+/*
+ * The long poll of machine's agent on request r, waiting at most wait_ms.
+ * Returns 0 with *out (a new array) to answer with; or 1 when r is parked
+ * (r->suspend is set; the front end calls the handler again, which calls
+ * this again, when a command is pushed for machine, the wait ends, a
+ * newer poll of the same machine replaces this one (it then answers an
+ * empty list) or the server stops); or a negative code. A request that
+ * cannot park (r->park NULL) or was resumed answers at once.
+ */
+int agentq_poll(struct req *r, int64_t machine, int64_t wait_ms, json_t **out);
+
+/* The number of polls waiting right now (tests, diagnostics). */
+unsigned agentq_waiting(struct srv *srv);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agentq.h"
 #include "auth.h"
 #include "log.h"
 #include "parse.h"
@@ -16,6 +17,7 @@ static const struct api_route *const api_tables[] = {
     api_auth_routes,     api_users_routes,  api_tokens_routes,      api_audit_routes,
     api_machines_routes, api_groups_routes, api_criteria_routes,    api_images_routes,
     api_entries_routes,  api_rights_routes, api_deployments_routes, api_runs_routes,
+    api_agent_routes,    api_agents_routes,
 };
 
 #define API_NTABLES (sizeof(api_tables) / sizeof(api_tables[0]))
@@ -115,6 +117,27 @@ const struct api_route *api_route(struct req *r, const char *method, const char 
 int api_authorize(struct req *r, const struct api_route *rt, const char *token)
 {
 	memset(&r->user, 0, sizeof(r->user));
+	if (token && strncmp(token, "mla_", 4) == 0) {
+		int rc = agentq_cred_check(r->srv, token, &r->user.machine_id, &r->user.cred_id);
+		if (rc == -EIO)
+			return req_error(r, 503, "unavailable", NULL, "the store is not available");
+		if (rc < 0)
+			return req_error(r, 401, "unauthorized", NULL,
+			                 "the agent credential is not valid (unknown or revoked); "
+			                 "enroll again");
+		if (rt->role == ROLE_AGENT || rt->role == ROLE_NONE)
+			return 0;
+		return req_error(r, 403, "forbidden", NULL,
+		                 "an agent credential may call only /agent/ paths");
+	}
+	if (rt->role == ROLE_AGENT) {
+		if (token && *token && auth_token_check(r->srv->store, token, &r->user) == 0)
+			return req_error(r, 403, "forbidden", NULL,
+			                 "this path is for agents; users may not call it");
+		memset(&r->user, 0, sizeof(r->user));
+		return req_error(r, 401, "unauthorized", NULL,
+		                 "agent credential required: send 'Authorization: Bearer mla_...'");
+	}
 	if (token && *token) {
 		int rc = auth_token_check(r->srv->store, token, &r->user);
 		if (rc == -EIO)
@@ -155,7 +178,7 @@ int api_parse_body(struct req *r, const char *body, size_t len)
 void api_call(struct req *r, const struct api_route *rt)
 {
 	int rc = rt->fn(r);
-	if (!r->status) {
+	if (!r->status && !r->suspend) {
 		/* A handler that returns without a response is a bug; say so. */
 		log_error("api: %s %s returned %d without a response", r->method, r->path, rc);
 		req_internal(r);

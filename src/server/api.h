@@ -36,11 +36,18 @@ struct api_upload {
 	int (*finish)(void *ctx, struct req *r, bool complete);
 };
 
+/*
+ * The "role" of the agents' routes (under /agent): only an agent credential
+ * ("mla_" token) may call them; an agent may call nothing else but routes
+ * that need no token.
+ */
+#define ROLE_AGENT 100
+
 struct api_route {
 	const char *method;
 	/* Segments after /api/v1; ":id" matches a positive integer (r->id[]). */
 	const char *pattern;
-	int role; /* least role allowed (req.h); ROLE_NONE: no token needed */
+	int role; /* least role allowed (req.h); ROLE_NONE: no token needed; ROLE_AGENT */
 	int (*fn)(struct req *r);
 	const struct api_upload *upload; /* NULL: JSON body, buffered */
 };
@@ -58,6 +65,8 @@ extern const struct api_route api_entries_routes[];
 extern const struct api_route api_rights_routes[];
 extern const struct api_route api_deployments_routes[];
 extern const struct api_route api_runs_routes[];
+extern const struct api_route api_agent_routes[];
+extern const struct api_route api_agents_routes[];
 
 /*
  * A run as the API shows it (docs/api.md, "Runs"), for the deployments
@@ -78,7 +87,10 @@ const struct api_route *api_route(struct req *r, const char *method, const char 
  */
 int api_authorize(struct req *r, const struct api_route *rt, const char *token);
 
-/* Runs the handler of rt for a buffered request. Always leaves a response in r. */
+/*
+ * Runs the handler of rt for a buffered request. Always leaves a response
+ * in r, unless the handler parked the request (r->suspend, req.h).
+ */
 void api_call(struct req *r, const struct api_route *rt);
 
 /*

@@ -4,6 +4,15 @@
  * authorized from the headers before any body is read, so a refused upload
  * costs nothing. JSON bodies are buffered under [api] max_body; uploads are
  * streamed to the route's api_upload callbacks.
+ *
+ * Long polls: a handler may park its request (req.h, r->suspend); the
+ * connection is then suspended (MHD_suspend_connection), which holds no
+ * worker thread, until someone calls r->wake(r->park) (http_wake); the
+ * resumed connection re-runs the handler, which answers. A wake may come
+ * before the suspension (the handler registered its waiter, then another
+ * thread woke it): each parked connection's state, under the daemon's
+ * mutex, makes sure MHD_resume_connection is called only on a suspended
+ * connection and that an early wake re-runs the handler at once.
  */
 #include "http.h"
 
@@ -11,11 +20,13 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "api.h"
 #include "log.h"
@@ -27,9 +38,19 @@
 /* Body bytes read and dropped after a refusal before the connection is closed. */
 #define HTTP_DROP_MAX ((size_t)64 << 20)
 
+/* How long http_stop() lets woken long polls answer before it closes them. */
+#define HTTP_STOP_WAIT_MS 2000
+
+/* A parked request's state (see the comment at the top). */
+enum http_park { HTTP_PARK_NONE, HTTP_PARK_RUNNING, HTTP_PARK_WOKEN, HTTP_PARK_SUSPENDED };
+
 struct http {
 	struct srv *srv;
 	struct MHD_Daemon *d;
+	pthread_mutex_t mu;
+	struct http_conn *parked; /* suspended connections (list) */
+	unsigned unanswered;      /* suspended once and not answered yet */
+	bool stopping;            /* no request parks any more */
 };
 
 struct http_conn {
@@ -46,6 +67,13 @@ struct http_conn {
 	char path[512];
 	char *qbuf[2 * REQ_MAX_QUERY]; /* copies of query keys and values */
 	int nqbuf;
+	bool ran; /* the handler ran at least once */
+	/* Parking, under h->mu. */
+	struct http *h;
+	struct MHD_Connection *c;
+	enum http_park pstate;
+	bool counted;                     /* counted in h->unanswered */
+	struct http_conn *pnext, **pprev; /* in h->parked while suspended */
 };
 
 int http_parse_listen(const char *s, struct sockaddr_storage *ss, char *err, size_t errsz)
@@ -93,11 +121,51 @@ bad:
 	return -EINVAL;
 }
 
+/* Forgets that hc waited suspended: it is answered now, or gone. */
+static void http_uncount(struct http_conn *hc)
+{
+	if (!hc->h)
+		return;
+	pthread_mutex_lock(&hc->h->mu);
+	if (hc->pprev) {
+		*hc->pprev = hc->pnext;
+		if (hc->pnext)
+			hc->pnext->pprev = hc->pprev;
+		hc->pprev = NULL;
+	}
+	if (hc->counted) {
+		hc->counted = false;
+		hc->h->unanswered--;
+	}
+	hc->pstate = HTTP_PARK_NONE;
+	pthread_mutex_unlock(&hc->h->mu);
+}
+
+static enum MHD_Result http_send_file(struct MHD_Connection *c, struct http_conn *hc)
+{
+	struct req *r = &hc->r;
+	struct MHD_Response *resp = MHD_create_response_from_fd64(r->resp_size, r->resp_fd);
+	if (!resp)
+		return MHD_NO;
+	/* The response owns the descriptor now. */
+	r->resp_file = false;
+	MHD_add_response_header(resp, "Content-Type", r->resp_type);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	hc->done = true;
+	return ret;
+}
+
 static enum MHD_Result http_send(struct MHD_Connection *c, struct http_conn *hc)
 {
 	struct req *r = &hc->r;
 	char *text = NULL;
 	size_t len = 0;
+	if (hc->counted)
+		http_uncount(hc);
+	if (r->resp_file)
+		return http_send_file(c, hc);
 	if (r->resp) {
 		text = json_dumps(r->resp, JSON_COMPACT);
 		if (!text) {
@@ -274,6 +342,68 @@ static void http_data(struct http *h, struct http_conn *hc, const char *data, si
 	hc->len += n;
 }
 
+/* r->wake of parked requests: resumes a suspended one, marks a running one. */
+static void http_wake(void *park)
+{
+	struct http_conn *hc = park;
+	struct http *h = hc->h;
+	pthread_mutex_lock(&h->mu);
+	if (hc->pstate == HTTP_PARK_SUSPENDED) {
+		*hc->pprev = hc->pnext;
+		if (hc->pnext)
+			hc->pnext->pprev = hc->pprev;
+		hc->pprev = NULL;
+		hc->pstate = HTTP_PARK_NONE;
+		MHD_resume_connection(hc->c);
+	} else if (hc->pstate == HTTP_PARK_RUNNING) {
+		hc->pstate = HTTP_PARK_WOKEN;
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/*
+ * Runs the handler of a whole request and answers, or parks the request
+ * when the handler asks to (and no wake came meanwhile).
+ */
+static enum MHD_Result http_run(struct http *h, struct MHD_Connection *c, struct http_conn *hc)
+{
+	struct req *r = &hc->r;
+	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		r->park = h->stopping ? NULL : hc;
+		r->wake = h->stopping ? NULL : http_wake;
+		hc->pstate = HTTP_PARK_RUNNING;
+		pthread_mutex_unlock(&h->mu);
+		r->suspend = false;
+		api_call(r, hc->rt);
+		if (!r->suspend) {
+			pthread_mutex_lock(&h->mu);
+			hc->pstate = HTTP_PARK_NONE;
+			pthread_mutex_unlock(&h->mu);
+			return http_send(c, hc);
+		}
+		pthread_mutex_lock(&h->mu);
+		if (hc->pstate == HTTP_PARK_WOKEN || h->stopping) {
+			pthread_mutex_unlock(&h->mu);
+			r->resumes++;
+			continue;
+		}
+		MHD_suspend_connection(c);
+		hc->pstate = HTTP_PARK_SUSPENDED;
+		hc->pnext = h->parked;
+		if (h->parked)
+			h->parked->pprev = &hc->pnext;
+		h->parked = hc;
+		hc->pprev = &h->parked;
+		if (!hc->counted) {
+			hc->counted = true;
+			h->unanswered++;
+		}
+		pthread_mutex_unlock(&h->mu);
+		return MHD_YES;
+	}
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
@@ -286,6 +416,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const ch
 		if (!hc)
 			return MHD_NO;
 		*con_cls = hc;
+		hc->h = h;
+		hc->c = c;
 		http_begin(h, c, hc, url, method);
 		/*
 		 * A refusal is answered before the body is read; libmicrohttpd
@@ -338,9 +470,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *c, const ch
 			req_internal(&hc->r);
 		return http_send(c, hc);
 	}
-	if (!hc->refused && api_parse_body(&hc->r, hc->body, hc->len) == 0)
-		api_call(&hc->r, hc->rt);
-	return http_send(c, hc);
+	if (hc->refused)
+		return http_send(c, hc);
+	if (hc->ran)
+		hc->r.resumes++;
+	else if (api_parse_body(&hc->r, hc->body, hc->len) < 0)
+		return http_send(c, hc);
+	hc->ran = true;
+	return http_run(h, c, hc);
 }
 
 static void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -354,6 +491,10 @@ static void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	if (hc->up_open)
 		hc->rt->upload->finish(hc->up_ctx, &hc->r, false);
+	if (hc->r.on_end)
+		hc->r.on_end(&hc->r);
+	http_uncount(hc);
+	req_clear_file(&hc->r);
 	json_decref(hc->r.body);
 	json_decref(hc->r.resp);
 	for (int i = 0; i < hc->nqbuf; i++)
@@ -387,7 +528,9 @@ int http_start(struct srv *srv, const char *cert_pem, const char *key_pem, struc
 	if (!h)
 		return -ENOMEM;
 	h->srv = srv;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	pthread_mutex_init(&h->mu, NULL);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+	                 MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (cert_pem)
@@ -410,6 +553,7 @@ int http_start(struct srv *srv, const char *cert_pem, const char *key_pem, struc
 	if (!h->d) {
 		snprintf(err, errsz, "cannot listen on %s (address in use, or not allowed?)",
 		         srv->conf.listen);
+		pthread_mutex_destroy(&h->mu);
 		free(h);
 		return -EADDRINUSE;
 	}
@@ -424,6 +568,34 @@ void http_stop(struct http *h)
 {
 	if (!h)
 		return;
+	/*
+	 * Parked long polls are resumed and answered first: libmicrohttpd
+	 * must not stop with suspended connections, and an agent had better
+	 * get an answer than a closed connection. Requests arriving meanwhile
+	 * cannot park.
+	 */
+	pthread_mutex_lock(&h->mu);
+	h->stopping = true;
+	while (h->parked) {
+		struct http_conn *hc = h->parked;
+		h->parked = hc->pnext;
+		if (h->parked)
+			h->parked->pprev = &h->parked;
+		hc->pprev = NULL;
+		hc->pstate = HTTP_PARK_NONE;
+		MHD_resume_connection(hc->c);
+	}
+	pthread_mutex_unlock(&h->mu);
+	for (int waited = 0; waited < HTTP_STOP_WAIT_MS; waited += 10) {
+		pthread_mutex_lock(&h->mu);
+		unsigned left = h->unanswered;
+		pthread_mutex_unlock(&h->mu);
+		if (!left)
+			break;
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

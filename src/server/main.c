@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include "agentq.h"
 #include "audit.h"
 #include "auth.h"
 #include "fileio.h"
@@ -410,6 +411,8 @@ int main(int argc, char **argv)
 			log_warn("the TLS certificate expires within 30 days");
 		fflush(stdout);
 	}
+	if (agentq_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
 	uint16_t port = 0;
 	if (http_start(&srv, tls ? tls_cert_pem(tls) : NULL, tls ? tls_key_pem(tls) : NULL,
 	               &srv.http, &port, err, sizeof(err)) < 0)
@@ -451,6 +454,7 @@ out:
 	 * scheduler; then the imports stop and record it.
 	 */
 	http_stop(srv.http);
+	agentq_stop(&srv);
 	sched_stop(&srv);
 	library_free(srv.lib);
 	store_close(srv.store);

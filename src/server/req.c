@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "parse.h"
@@ -29,6 +30,10 @@ int role_parse(const char *s)
 
 int req_reply(struct req *r, int status, json_t *v)
 {
+	if (r->resp_file) {
+		close(r->resp_fd);
+		r->resp_file = false;
+	}
 	json_decref(r->resp);
 	r->status = status;
 	r->resp = v;
@@ -38,6 +43,24 @@ int req_reply(struct req *r, int status, json_t *v)
 int req_no_content(struct req *r)
 {
 	return req_reply(r, 204, NULL);
+}
+
+int req_reply_file(struct req *r, int fd, uint64_t size, const char *type)
+{
+	req_clear_file(r);
+	req_reply(r, 200, NULL);
+	r->resp_file = true;
+	r->resp_fd = fd;
+	r->resp_size = size;
+	r->resp_type = type;
+	return 0;
+}
+
+void req_clear_file(struct req *r)
+{
+	if (r->resp_file)
+		close(r->resp_fd);
+	r->resp_file = false;
 }
 
 /*

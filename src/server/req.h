@@ -28,6 +28,13 @@ struct req_user {
 	char name[65];
 	int role;         /* enum role */
 	int64_t token_id; /* the token this request came with */
+	/*
+	 * An agent (docs/agent-protocol.md) instead of a user: the machine
+	 * and the credential of its "mla_" token; 0 for users. An agent has
+	 * id 0 and role ROLE_NONE, so no user route accepts it.
+	 */
+	int64_t machine_id;
+	int64_t cred_id;
 };
 
 struct req {
@@ -46,6 +53,31 @@ struct req {
 	int status;
 	json_t *resp;
 	const char *allow; /* Allow header for 405 */
+	/*
+	 * A file as the response body instead of JSON (req_reply_file): the
+	 * front end sends resp_size bytes of resp_fd as resp_type and closes
+	 * it. api_handle()'s callers close it themselves (req_clear_file).
+	 */
+	bool resp_file;
+	int resp_fd;
+	uint64_t resp_size;
+	const char *resp_type;
+	/*
+	 * Parking (long polls). The front end sets park and wake when it can
+	 * hold the request without a thread (http.c; NULL in api_handle(), so
+	 * a handler there must answer at once). A handler that parks sets
+	 * suspend and no response; someone later calls wake(park) (any
+	 * thread, at most once per parking), and the front end calls the
+	 * handler again with resumes counting the calls after the first.
+	 * on_end, when set, is called when the request ends for any reason,
+	 * so whoever holds park forgets it (also when the server stops).
+	 */
+	void *park;
+	void (*wake)(void *park);
+	bool suspend;
+	int resumes;
+	void (*on_end)(struct req *r);
+	void *on_end_ctx;
 };
 
 /*
@@ -55,6 +87,13 @@ struct req {
 int req_reply(struct req *r, int status, json_t *v);
 /* 204 No Content. */
 int req_no_content(struct req *r);
+/*
+ * 200 with size bytes of the open file fd as the body, of content type
+ * type (a static string); the request takes fd. Returns 0.
+ */
+int req_reply_file(struct req *r, int fd, uint64_t size, const char *type);
+/* Closes a file response that was not sent (api_handle()'s callers). */
+void req_clear_file(struct req *r);
 
 /*
  * Sets an error response {"error": {"code", "message", "field"}}: code is

@@ -9,7 +9,10 @@
  *
  * Input: the first byte picks the method, then the path up to the first
  * newline, then the body. Every request runs as an admin (the widest
- * reach), except when the method byte's high bit is set (no token). The
+ * reach), except when the method byte's high bit is set (no token), or
+ * its 0x40 bit (the agent credential of machine 1, for /agent paths: 0x42
+ * is GET, 0x43 POST; a command of each kind is queued for it, one a
+ * receive of version 1). The
  * contract checked: a handler always leaves a response, a status in
  * 200..599, and an error response has the documented shape.
  */
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentq.h"
 #include "api.h"
 #include "auth.h"
 #include "log.h"
@@ -30,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct srv fz_srv;
 static char fz_token[AUTH_TOKEN_LEN + 1];
+static char fz_agent[AGENTQ_SECRET_LEN + 1];
 
 static void fz_init(void)
 {
@@ -71,6 +76,34 @@ static void fz_init(void)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (store_exec(fz_srv.store, rows[i], NULL) < 0)
 			abort();
+	/*
+	 * An agent of machine 1 with commands to report on, and an enrollment
+	 * token the seeds know: "mle_" and 64 times '1'.
+	 */
+	char hash[65], etok[AGENTQ_SECRET_LEN + 1];
+	snprintf(etok, sizeof(etok), "mle_%064d", 0);
+	memset(etok + 4, '1', 64);
+	if (agentq_secret("mla_", fz_agent, hash) < 0 ||
+	    store_exec(fz_srv.store,
+	               "INSERT INTO agent_credentials (machine_id, hash, created_at)"
+	               " VALUES (1, ?, 0)",
+	               "t", hash) < 0)
+		abort();
+	auth_token_hash(etok, hash);
+	if (store_exec(fz_srv.store,
+	               "INSERT INTO enroll_tokens (name, hash, created_at) VALUES ('e', ?, 0)", "t",
+	               hash) < 0)
+		abort();
+	static const char *const cmds[] = {"{\"version_id\": 1}", "{}", "{\"image_id\": 1}",
+	                                   "{\"command\": 1}"};
+	static const char *const kinds[] = {"receive", "wol", "rollback", "cancel"};
+	for (size_t i = 0; i < 4; i++) {
+		json_t *a = json_loads(cmds[i], 0, NULL);
+		int64_t cid;
+		if (!a || agentq_push(&fz_srv, 1, 0, kinds[i], a, 0, &cid) < 0)
+			abort();
+		json_decref(a);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -78,7 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const methods[] = {"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"};
 	static int ready;
 	struct req_user me;
-	if (ready && (auth_token_check(fz_srv.store, fz_token, &me) < 0 || me.role != ROLE_ADMIN)) {
+	int64_t am, ac;
+	/* A re-enrollment of machine 1 or a revocation takes the agent's credential too. */
+	if (ready && (auth_token_check(fz_srv.store, fz_token, &me) < 0 || me.role != ROLE_ADMIN ||
+	              agentq_cred_check(&fz_srv, fz_agent, &am, &ac) < 0)) {
 		store_close(fz_srv.store);
 		fz_srv.store = NULL;
 		ready = 0;
@@ -90,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	const char *method = methods[(data[0] & 0x7f) % 6];
-	bool anonymous = data[0] & 0x80;
+	bool anonymous = data[0] & 0x80, agent = data[0] & 0x40;
 	const uint8_t *nl = memchr(data + 1, '\n', size - 1);
 	size_t plen = nl ? (size_t)(nl - data - 1) : size - 1;
 	char path[600];
@@ -122,7 +158,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	const char *body = nl ? (const char *)nl + 1 : "";
 	size_t blen = nl ? size - plen - 2 : 0;
-	api_handle(&r, method, path, anonymous ? NULL : fz_token, body, blen);
+	api_handle(&r, method, path, anonymous ? NULL : agent ? fz_agent : fz_token, body, blen);
+	req_clear_file(&r);
 	if (r.status < 200 || r.status > 599)
 		abort();
 	if (r.status >= 400) {
