@@ -526,6 +526,11 @@ out:
 	return ret;
 }
 
+void agentq_kick(struct srv *srv, int64_t machine)
+{
+	agentq_wake_machine(srv->agentq, machine);
+}
+
 bool agentq_online(struct srv *srv, int64_t machine)
 {
 	struct agentq *aq = srv->agentq;
@@ -544,12 +549,10 @@ bool agentq_online(struct srv *srv, int64_t machine)
 	              " WHERE machine_id = ? AND revoked_at IS NULL",
 	              "i", machine) < 0)
 		return false;
-	int64_t mseen = 0;
-	if (store_int(srv->store, &mseen,
-	              "SELECT COALESCE(last_seen_at, 0) FROM machines WHERE id = ?", "i",
-	              machine) == 0 &&
-	    mseen > seen)
-		seen = mseen;
+	/*
+	 * Only live credentials count: a machine whose credential was just
+	 * revoked is offline at once, whatever machines.last_seen_at says.
+	 */
 	int64_t within = (int64_t)(srv->conf.agents_offline_ms / 1000);
 	return seen > 0 && store_now() - seen <= within;
 }

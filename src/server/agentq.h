@@ -41,6 +41,12 @@ int agentq_push(struct srv *srv, int64_t machine, int64_t run, const char *kind,
  */
 int agentq_cancel_run(struct srv *srv, int64_t run, int64_t machine);
 
+/*
+ * Wakes machine's waiting poll, if any, which then checks its credential
+ * again: after a revocation it answers 401 at once instead of waiting.
+ */
+void agentq_kick(struct srv *srv, int64_t machine);
+
 /* True when machine's agent polled or said hello within [agents] offline_after. */
 bool agentq_online(struct srv *srv, int64_t machine);
 

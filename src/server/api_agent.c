@@ -423,6 +423,16 @@ static int agent_poll(struct req *r)
 	if (w && parse_uint(w, 1, AGENT_POLL_MAX_S, &wait_s, &why) < 0)
 		return req_bad(r, "wait", "wait: %s (1 to %d seconds)", why, AGENT_POLL_MAX_S);
 	uint64_t wait_ms = wait_s * 1000;
+	int64_t live = 0;
+	/* A poll woken after waiting checks again that its credential still holds. */
+	if (r->resumes > 0 &&
+	    (store_int(r->srv->store, &live,
+	               "SELECT COUNT(*) FROM agent_credentials WHERE id = ? AND revoked_at IS NULL",
+	               "i", r->user.cred_id) < 0 ||
+	     live == 0))
+		return req_error(
+		    r, 401, "unauthorized", NULL,
+		    "the agent credential is not valid (unknown or revoked); enroll again");
 	if (wait_ms > r->srv->conf.agents_poll_wait_ms)
 		wait_ms = r->srv->conf.agents_poll_wait_ms;
 	if (agentq_touch(r->srv, r->user.machine_id, r->user.cred_id, r->peer, false) < 0)

@@ -242,6 +242,8 @@ static int agents_revoke(struct req *r)
 	}
 	if (store_commit(s) < 0)
 		return req_internal(r);
+	/* Its waiting poll, if any, answers 401 now: a cut-off agent gets nothing more. */
+	agentq_kick(r->srv, id);
 	return req_no_content(r);
 }
 

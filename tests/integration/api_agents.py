@@ -311,7 +311,19 @@ def main():
     rc = add_command(srv, newid, "receive", {"image_id": 1, "version_id": 77})
 
     # ---- revocation ----
+    # A poll waiting when the credential is revoked answers 401 at once.
+    srv.post(f"/agent/commands/{rc}", {"state": "done"}, token=cred_new)
+    parked = {}
+
+    def parked_poll():
+        parked["r"], parked["t"] = timed(lambda: srv.get("/agent/poll?wait=20", token=cred_new))
+    th = threading.Thread(target=parked_poll)
+    th.start()
+    time.sleep(0.5)
     check(srv.delete(f"/agents/{newid}").status == 204, "revoke agent")
+    th.join()
+    check(parked["r"].status == 401 and parked["t"] < 3,
+          "a poll waiting at the revocation answers 401 at once", parked)
     check(srv.delete("/agents/99999").status == 404, "revoke unknown agent")
     for method, path, body in [("POST", "/agent/hello", {}), ("GET", "/agent/poll?wait=1",
                                                                None),
