@@ -17,6 +17,7 @@
 #include "jv.h"
 #include "match.h"
 #include "req.h"
+#include "runner.h"
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
@@ -702,6 +703,7 @@ static int deps_run(struct req *r)
 	}
 	if (store_commit(s) < 0)
 		return req_internal(r);
+	runner_kick(r->srv);
 	bool found;
 	return req_reply(r, 201, api_runs_get(s, run_id, &found));
 }

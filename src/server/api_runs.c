@@ -1,14 +1,20 @@
 /*
- * Runs (docs/api.md, "Runs"): one execution of a deployment. The
- * scheduler (sched.c) and POST /deployments/:id/run create them pending;
- * the deployment runner executes them. This module only shows them.
+ * Runs (docs/api.md, "Runs"; docs/runs.md): one execution of a deployment.
+ * The scheduler (sched.c), POST /deployments/:id/run and a retry create
+ * them pending; the runner (runner.c) executes them. This module shows them
+ * with their machines, cancels them, retries their failed machines, and
+ * rolls machines back: a run's, one machine, or a group's.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "agentq.h"
 #include "api.h"
+#include "audit.h"
+#include "jv.h"
 #include "parse.h"
 #include "req.h"
+#include "runner.h"
 #include "server.h"
 #include "store.h"
 
@@ -17,12 +23,72 @@ static const char *const run_states[] = {"pending", "running", "done", "failed",
 #define RUN_COLS                                                                                   \
 	"SELECT r.id, r.deployment_id, r.deployment_name, r.version_id, v.image_id, r.state,"      \
 	" r.cause, r.due_at AS \"due_at:t\", r.created_at AS \"created_at:t\","                    \
-	" r.started_at AS \"started_at:t\", r.finished_at AS \"finished_at:t\", r.error"           \
+	" r.started_at AS \"started_at:t\", r.finished_at AS \"finished_at:t\", r.error,"          \
+	" r.phase, r.sent_bytes, r.retry_of, r.mail"                                               \
 	" FROM runs r JOIN image_versions v ON v.id = r.version_id"
 
 json_t *api_runs_get(struct store *s, int64_t id, bool *found)
 {
 	return store_row1_json(s, found, RUN_COLS " WHERE r.id = ?", "i", id);
+}
+
+static const char *const target_states[] = {"waiting", "ready",  "receiving", "done", "current",
+                                            "missing", "failed", "cancelled", NULL};
+
+/* The run with its machines, totals and live rate (GET /runs/:id). */
+static json_t *runs_full(struct srv *srv, int64_t id, bool *found)
+{
+	json_t *o = api_runs_get(srv->store, id, found);
+	if (!o)
+		return NULL;
+	json_t *t = store_rows_json(
+	    srv->store,
+	    "SELECT machine_id, machine_name AS machine, state, reason, woken, bytes, chunks_done,"
+	    " chunks_needed, started_at AS \"started_at:t\", finished_at AS \"finished_at:t\","
+	    " CASE WHEN started_at IS NULL THEN NULL"
+	    " ELSE (COALESCE(finished_at, ?) - started_at) * 1000 END AS ms"
+	    " FROM run_targets WHERE run_id = ? ORDER BY machine_name",
+	    "ii", store_now(), id);
+	json_t *tot = json_object();
+	if (!t || !tot) {
+		json_decref(t);
+		json_decref(tot);
+		json_decref(o);
+		return NULL;
+	}
+	for (size_t k = 0; target_states[k]; k++)
+		json_object_set_new(tot, target_states[k], json_integer(0));
+	size_t i;
+	json_t *row;
+	json_array_foreach(t, i, row)
+	{
+		const char *st = json_string_value(json_object_get(row, "state"));
+		json_t *n = st ? json_object_get(tot, st) : NULL;
+		if (n)
+			json_integer_set(n, json_integer_value(n) + 1);
+	}
+	json_object_set_new(tot, "machines", json_integer((json_int_t)json_array_size(t)));
+	json_object_set_new(o, "totals", tot);
+	json_object_set_new(o, "targets", t);
+	json_object_set_new(o, "rate_bps", json_integer((json_int_t)runner_rate(srv, id)));
+	return o;
+}
+
+static bool runs_ended(const char *state)
+{
+	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
+	       strcmp(state, "cancelled") == 0;
+}
+
+/* The run's state into buf: 1, 0 (no such run) or < 0. */
+static int runs_state(struct store *s, int64_t id, char *buf, size_t n)
+{
+	struct store_q *q = store_query(s, "SELECT state FROM runs WHERE id = ?", "i", id);
+	int rc = q ? store_next(q) : -1;
+	if (rc == 1)
+		snprintf(buf, n, "%s", store_col_text(q, 0));
+	store_done(q);
+	return rc;
 }
 
 static int runs_list(struct req *r)
@@ -59,14 +125,232 @@ static int runs_list(struct req *r)
 static int runs_show(struct req *r)
 {
 	bool found;
-	json_t *o = api_runs_get(r->srv->store, r->id[0], &found);
-	if (!found)
-		return o ? req_internal(r) : req_not_found(r, "run", r->id[0]);
+	json_t *o = runs_full(r->srv, r->id[0], &found);
+	if (!o)
+		return found ? req_internal(r) : req_not_found(r, "run", r->id[0]);
 	return req_reply(r, 200, o);
+}
+
+static int runs_cancel(struct req *r)
+{
+	static const char *const keys[] = {NULL};
+	struct store *s = r->srv->store;
+	int64_t id = r->id[0];
+	char state[16];
+	if (r->body && jv_object(r, keys) < 0)
+		return -1;
+	int rc = runs_state(s, id, state, sizeof(state));
+	if (rc <= 0)
+		return rc == 0 ? req_not_found(r, "run", id) : req_internal(r);
+	if (runs_ended(state))
+		return req_conflict(r, NULL, "run %lld has ended (%s)", (long long)id, state);
+	if (strcmp(state, "pending") == 0) {
+		/* Only a still pending run is ended here; one the runner took is its business. */
+		rc = store_exec(s,
+		                "UPDATE runs SET state = 'cancelled', finished_at = ?, error = ?"
+		                " WHERE id = ? AND state = 'pending'",
+		                "iti", store_now(), "cancelled by a user before it started", id);
+		if (rc < 0)
+			return req_internal(r);
+	}
+	if (strcmp(state, "running") == 0 || rc == 0) {
+		store_exec(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?", "i", id);
+		runner_cancel(r->srv, id);
+	}
+	audit_add(r, "cancel", "run", id, "cancel run %lld (%s)", (long long)id, state);
+	bool found;
+	json_t *o = runs_full(r->srv, id, &found);
+	return o ? req_reply(r, 200, o) : req_internal(r);
+}
+
+static int runs_retry(struct req *r)
+{
+	static const char *const keys[] = {NULL};
+	struct store *s = r->srv->store;
+	int64_t id = r->id[0], nid = 0, n = 0, now = store_now();
+	char state[16];
+	if (r->body && jv_object(r, keys) < 0)
+		return -1;
+	if (store_begin(s) < 0)
+		return req_internal(r);
+	int rc = runs_state(s, id, state, sizeof(state));
+	if (rc <= 0) {
+		store_rollback(s);
+		return rc == 0 ? req_not_found(r, "run", id) : req_internal(r);
+	}
+	if (!runs_ended(state)) {
+		store_rollback(s);
+		return req_conflict(r, NULL, "run %lld has not ended yet (%s)", (long long)id,
+		                    state);
+	}
+	static const char again[] = " FROM run_targets WHERE run_id = ? AND machine_id IS NOT NULL"
+	                            " AND state IN ('failed', 'missing', 'cancelled')";
+	char sql[512];
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*)%s", again);
+	if (store_int(s, &n, sql, "i", id) < 0) {
+		store_rollback(s);
+		return req_internal(r);
+	}
+	if (n == 0) {
+		store_rollback(s);
+		return req_conflict(r, NULL,
+		                    "no machine of run %lld failed, was missing or cancelled",
+		                    (long long)id);
+	}
+	rc = store_insert(
+	    s, &nid,
+	    "INSERT INTO runs (deployment_id, deployment_name, version_id, state, cause,"
+	    " due_at, created_at, retry_of) SELECT deployment_id, deployment_name,"
+	    " version_id, 'pending', 'retry', ?, ?, id FROM runs WHERE id = ?"
+	    " RETURNING id",
+	    "iii", now, now, id);
+	if (rc == 0) {
+		snprintf(sql, sizeof(sql),
+		         "INSERT INTO run_targets (run_id, machine_id, machine_name, state)"
+		         " SELECT ?, machine_id, machine_name, 'waiting'%s",
+		         again);
+		rc = store_exec(s, sql, "ii", nid, id) < 0 ? -1 : 0;
+	}
+	if (rc == 0)
+		rc = audit_add(r, "retry", "run", id, "run %lld retries %lld machines of run %lld",
+		               (long long)nid, (long long)n, (long long)id);
+	if (rc < 0) {
+		store_rollback(s);
+		return req_internal(r);
+	}
+	if (store_commit(s) < 0)
+		return req_internal(r);
+	runner_kick(r->srv);
+	bool found;
+	json_t *o = runs_full(r->srv, nid, &found);
+	return o ? req_reply(r, 201, o) : req_internal(r);
+}
+
+/* ---- rollback ---------------------------------------------------------- */
+
+#define ROLLBACK_TTL_S (7 * 86400) /* a machine that is off gets it when it comes back */
+
+/*
+ * Queues a rollback of image for every machine the query (binding id)
+ * yields, and replies 202 with the commands; 409 when there is none.
+ */
+static int rollback_reply(struct req *r, const char *sql, int64_t id, int64_t image,
+                          const char *what)
+{
+	struct store *s = r->srv->store;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	struct store_q *q = store_query(s, sql, "i", id);
+	if (!q)
+		return req_internal(r);
+	while (store_next(q) == 1) {
+		int64_t *ni = realloc(ids, (n + 1) * sizeof(*ni));
+		if (!ni)
+			break;
+		ids = ni;
+		ids[n++] = store_col_int(q, 0);
+	}
+	store_done(q);
+	if (n == 0) {
+		free(ids);
+		return req_conflict(r, NULL, "%s has no machine to roll back", what);
+	}
+	json_t *cmds = json_array(), *args = json_pack("{s:I}", "image_id", (json_int_t)image);
+	for (size_t i = 0; cmds && args && i < n; i++) {
+		int64_t cid;
+		if (agentq_push(r->srv, ids[i], 0, "rollback", args, ROLLBACK_TTL_S, &cid) < 0)
+			continue;
+		bool found;
+		json_t *row = store_row1_json(
+		    s, &found,
+		    "SELECT ? AS id, id AS machine_id, name AS machine FROM machines WHERE id = ?",
+		    "ii", cid, ids[i]);
+		if (row)
+			json_array_append_new(cmds, row);
+	}
+	json_decref(args);
+	free(ids);
+	if (!cmds)
+		return req_internal(r);
+	audit_add(r, "rollback", "image", image, "roll back image %lld on %s (%zu machines)",
+	          (long long)image, what, json_array_size(cmds));
+	return req_reply(r, 202, json_pack("{s:o}", "commands", cmds));
+}
+
+static int runs_rollback(struct req *r)
+{
+	static const char *const keys[] = {NULL};
+	int64_t id = r->id[0], image = 0;
+	char what[64];
+	if (r->body && jv_object(r, keys) < 0)
+		return -1;
+	if (store_int(r->srv->store, &image,
+	              "SELECT v.image_id FROM runs r JOIN image_versions v ON v.id = r.version_id"
+	              " WHERE r.id = ?",
+	              "i", id) < 0)
+		return req_not_found(r, "run", id);
+	snprintf(what, sizeof(what), "run %lld", (long long)id);
+	return rollback_reply(
+	    r,
+	    "SELECT machine_id FROM run_targets WHERE run_id = ? AND state = 'done'"
+	    " AND machine_id IS NOT NULL ORDER BY machine_name",
+	    id, image, what);
+}
+
+/* The body {"image_id"} of a machine's or group's rollback: 0, or -1 with a 400/404 reply. */
+static int rollback_image(struct req *r, int64_t *image)
+{
+	static const char *const keys[] = {"image_id", NULL};
+	int64_t n = 0;
+	if (jv_object(r, keys) < 0 || jv_int(r, "image_id", JV_REQ, 1, INT64_MAX, image) < 0)
+		return -1;
+	if (store_int(r->srv->store, &n, "SELECT COUNT(*) FROM images WHERE id = ?", "i", *image) <
+	        0 ||
+	    n == 0) {
+		req_bad(r, "image_id", "image_id: no image with id %lld", (long long)*image);
+		return -1;
+	}
+	return 0;
+}
+
+static int machines_rollback(struct req *r)
+{
+	int64_t id = r->id[0], image, n = 0;
+	char what[64];
+	if (rollback_image(r, &image) < 0)
+		return -1;
+	if (store_int(r->srv->store, &n, "SELECT COUNT(*) FROM machines WHERE id = ?", "i", id) <
+	        0 ||
+	    n == 0)
+		return req_not_found(r, "machine", id);
+	snprintf(what, sizeof(what), "machine %lld", (long long)id);
+	return rollback_reply(r, "SELECT id FROM machines WHERE id = ?", id, image, what);
+}
+
+static int groups_rollback(struct req *r)
+{
+	int64_t id = r->id[0], image, n = 0;
+	char what[64];
+	if (rollback_image(r, &image) < 0)
+		return -1;
+	if (store_int(r->srv->store, &n, "SELECT COUNT(*) FROM mgroups WHERE id = ?", "i", id) <
+	        0 ||
+	    n == 0)
+		return req_not_found(r, "group", id);
+	snprintf(what, sizeof(what), "group %lld", (long long)id);
+	return rollback_reply(r,
+	                      "SELECT machine_id FROM group_members WHERE group_id = ?"
+	                      " ORDER BY machine_id",
+	                      id, image, what);
 }
 
 const struct api_route api_runs_routes[] = {
     {"GET", "/runs", ROLE_VIEWER, runs_list, NULL},
     {"GET", "/runs/:id", ROLE_VIEWER, runs_show, NULL},
+    {"POST", "/runs/:id/cancel", ROLE_OPERATOR, runs_cancel, NULL},
+    {"POST", "/runs/:id/retry", ROLE_OPERATOR, runs_retry, NULL},
+    {"POST", "/runs/:id/rollback", ROLE_OPERATOR, runs_rollback, NULL},
+    {"POST", "/machines/:id/rollback", ROLE_OPERATOR, machines_rollback, NULL},
+    {"POST", "/groups/:id/rollback", ROLE_OPERATOR, groups_rollback, NULL},
     {NULL, NULL, 0, NULL, NULL},
 };

@@ -24,6 +24,7 @@
 #include "library.h"
 #include "log.h"
 #include "mail.h"
+#include "runner.h"
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
@@ -430,6 +431,9 @@ int main(int argc, char **argv)
 	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
 	if (sched_start(&srv, err, sizeof(err)) < 0)
 		goto fail;
+	/* The runner's first act ends runs a previous process left running (docs/runs.md). */
+	if (runner_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -454,8 +458,9 @@ out:
 	 * scheduler; then the imports stop and record it.
 	 */
 	http_stop(srv.http);
-	agentq_stop(&srv);
+	runner_stop(&srv);
 	sched_stop(&srv);
+	agentq_stop(&srv);
 	library_free(srv.lib);
 	store_close(srv.store);
 	tls_material_free(tls);

@@ -12,6 +12,7 @@
 #include "audit.h"
 #include "cron.h"
 #include "log.h"
+#include "runner.h"
 #include "server.h"
 #include "store.h"
 #include "timefmt.h"
@@ -315,6 +316,8 @@ static void *sched_main(void *arg)
 		int rc = sched_tick(sc->srv, store_now());
 		if (rc < 0)
 			log_error("scheduler: cannot read due deployments (%s)", strerror(-rc));
+		else if (rc > 0)
+			runner_kick(sc->srv);
 		pthread_mutex_lock(&sc->mu);
 		if (sc->stop || sc->kicked)
 			continue;

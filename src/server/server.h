@@ -57,15 +57,16 @@ struct srvconf {
 	uint64_t agents_heartbeat_ms;
 	uint64_t agents_poll_wait_ms; /* longest hold of a long poll */
 	/* [runner] (docs/runs.md) */
-	uint64_t runner_max_runs;   /* runs executing at once */
-	char *runner_group;         /* multicast group of sessions */
-	uint64_t runner_port;       /* UDP port of the first run slot; slot i uses port + 2 * i */
-	char *runner_interface;     /* interface the sessions leave by; "": routing decides */
-	uint64_t runner_rate;       /* bits per second when the deployment sets none */
-	uint64_t runner_ttl;        /* multicast TTL (1: the server's subnet only) */
-	uint64_t runner_rounds;     /* sessions per run for machines that fell out */
-	uint64_t runner_ready_ms;   /* wait for agents to answer a receive command */
-	uint64_t runner_finish_ms;  /* wait for agents' results after a session */
+	int runner_enabled;        /* off: runs stay pending */
+	uint64_t runner_max_runs;  /* runs executing at once */
+	char *runner_group;        /* multicast group of sessions */
+	uint64_t runner_port;      /* UDP port of the first run slot; slot i uses port + 2 * i */
+	char *runner_interface;    /* interface the sessions leave by; "": routing decides */
+	uint64_t runner_rate;      /* bits per second when the deployment sets none */
+	uint64_t runner_ttl;       /* multicast TTL (1: the server's subnet only) */
+	uint64_t runner_rounds;    /* sessions per run for machines that fell out */
+	uint64_t runner_ready_ms;  /* wait for agents to answer a receive command */
+	uint64_t runner_finish_ms; /* wait for agents' results after a session */
 };
 
 /* Defaults for every setting, then the file (missing default file is fine). */

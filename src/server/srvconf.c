@@ -94,8 +94,11 @@ static const struct conf_key srvconf_keys[] = {
       "how often agents send their inventory"),
     K("agents", "poll_wait", CONF_DURATION_MS, agents_poll_wait_ms, 1000, 60000,
       "longest hold of an agent's long poll"),
+    K("runner", "enabled", CONF_BOOL, runner_enabled, 0, 1,
+      "execute runs; off: runs stay pending until it is on again (maintenance)"),
     K("runner", "max_runs", CONF_UINT, runner_max_runs, 1, 16, "runs executing at once"),
-    K("runner", "group", CONF_STR, runner_group, 0, 0, "IPv4 multicast group of deployment sessions"),
+    K("runner", "group", CONF_STR, runner_group, 0, 0,
+      "IPv4 multicast group of deployment sessions"),
     K("runner", "port", CONF_UINT, runner_port, 1024, 65000,
       "UDP port of the first run slot; slot i uses port + 2i"),
     K("runner", "interface", CONF_STR, runner_interface, 0, 0,
@@ -161,6 +164,7 @@ void srvconf_defaults(struct srvconf *c)
 	c->agents_offline_ms = 75000;
 	c->agents_heartbeat_ms = 60000;
 	c->agents_poll_wait_ms = 25000;
+	c->runner_enabled = 1;
 	c->runner_max_runs = 2;
 	srvconf_set_str(&c->runner_group, "239.192.77.1");
 	c->runner_port = 7770;
