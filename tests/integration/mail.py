@@ -26,40 +26,9 @@ from apilib import MLSERVER, check, done  # noqa: E402
 
 SYS_PYTHON = "/usr/bin/python3"
 
-# The sink's handler: saves each message raw (NAME.eml) with its envelope
-# and TLS state (NAME.json), and refuses recipients nobody@... with 550.
-SINK = r'''
-import json, os
-
-class SaveRaw:
-    def __init__(self, directory):
-        self.dir = directory
-        self.n = 0
-
-    @classmethod
-    def from_cli(cls, parser, *args):
-        return cls(args[0])
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("nobody@"):
-            return "550 5.1.1 <%s>: no such user" % address
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.n += 1
-        base = os.path.join(self.dir, "%d-%d" % (os.getpid(), self.n))
-        tls = server.transport.get_extra_info("ssl_object")
-        meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-                "tls": tls is not None, "tls_version": tls.version() if tls else None,
-                "ehlo": session.host_name}
-        with open(base + ".json", "w") as f:
-            json.dump(meta, f)
-        with open(base + ".tmp", "wb") as f:
-            f.write(envelope.original_content)
-        os.rename(base + ".tmp", base + ".eml")
-        return "250 OK: saved"
-'''
+# The sink's handler is tests/integration/smtp_sink.py (SaveRaw): it saves each
+# message raw (NAME.eml) with its envelope and TLS state (NAME.json), and
+# refuses recipients nobody@... with 550.
 
 # The example report of the test message: its table is fixed.
 TABLE = [
@@ -86,11 +55,11 @@ class Sink:
         self.dir = os.path.join(tmp, name)
         os.mkdir(self.dir)
         self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=tmp)
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
         self.log = open(os.path.join(tmp, name + ".log"), "w")
         self.proc = subprocess.Popen(
             [SYS_PYTHON, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}",
-             "-c", "mlsink.SaveRaw", *tls_args, self.dir],
+             "-c", "smtp_sink.SaveRaw", *tls_args, self.dir],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         end = time.monotonic() + 15
         while True:
@@ -278,8 +247,6 @@ def main():
         sys.exit(77)
     tmp = tempfile.mkdtemp(prefix=f"mlmail{os.getpid()}-")
     try:
-        with open(os.path.join(tmp, "mlsink.py"), "w") as f:
-            f.write(SINK)
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
