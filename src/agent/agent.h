@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <pthread.h>
 
 #include <jansson.h>
 
@@ -258,6 +259,56 @@ int ahttp_learn_pin(const char *server, const char *fp, char pin[PIN_KEY_SIZE], 
                     char *err, size_t errsz);
 
 /* --------------------------------------------------------------- agent */
+
+/* One command the agent knows of: running, or finished with its final result. */
+struct agent_cmd {
+	struct agent_cmd *next;
+	struct agent *ag;
+	uint64_t id;
+	struct acmd c;     /* parsed */
+	volatile int stop; /* set by a cancel or by SIGTERM */
+	bool cancelled;    /* stop came from a cancel command */
+	bool running;      /* its thread runs */
+	bool receiving;    /* a receive holding its image (one per image at a time) */
+	bool finished;     /* final is set */
+	bool listed;       /* in the latest poll answer */
+	char *final;       /* the JSON body of its final state, for re-posting */
+};
+
+/* The daemon's state, shared by its threads (agent.c, exec.c). */
+struct agent {
+	const struct acfg *c;
+	volatile int *stop;
+	const char *server; /* the configured one, else the credential's */
+	const char *pin;    /* NULL: insecure */
+	bool insecure;
+	struct cred cred;
+	struct imgstore *store;
+	pthread_mutex_t store_mu; /* the store handle is used by one thread at a time */
+
+	pthread_mutex_t mu; /* everything below */
+	pthread_cond_t cv;  /* a command thread ended, an image became free, hello wanted */
+	struct agent_cmd *cmds;
+	unsigned running; /* command threads alive */
+	bool hello_now;
+	unsigned heartbeat_s, poll_wait_s;
+	bool revoked;
+};
+
+/* Runs a parsed command on its own thread (exec.c); cmd is in ag->cmds, running set. */
+int agent_exec_start(struct agent_cmd *cmd);
+/*
+ * Posts a command's state (docs/agent-protocol.md, "Command progress"):
+ * result is stolen (may be NULL), phase may be NULL. A final state is kept
+ * in cmd->final first (so that the poll thread re-posts it if this post is
+ * lost) and tried a few times. Returns 0 once the server took it.
+ */
+int agent_post(struct ahttp *h, struct agent_cmd *cmd, const char *state, const char *phase,
+               json_t *result);
+/* Asks the heartbeat thread for a hello now (an image switched). */
+void agent_hello_soon(struct agent *ag);
+/* Sleeps ms, or less once *stop is set. */
+void agent_sleep(volatile int *stop, uint32_t ms);
 
 struct agent;
 /*
