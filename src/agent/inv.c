@@ -23,7 +23,6 @@
 
 #include "agent.h"
 #include "ascii.h"
-#include "fileio.h"
 #include "log.h"
 #include "parse.h"
 
@@ -172,19 +171,50 @@ int inv_meminfo_parse(const char *text, size_t len, uint64_t *bytes)
 	return -EINVAL;
 }
 
-/* A small text file, trimmed of trailing white space; NULL when unreadable. */
+/*
+ * A small text file, trimmed of trailing white space; NULL when unreadable.
+ * Files in /proc and /sys report a size of 0 or 4096 whatever they hold, so
+ * this reads to the end (up to INV_FILE_MAX) instead of trusting st_size.
+ */
 static char *inv_read(const char *dir, const char *name)
 {
 	char path[PATH_MAX];
-	uint8_t *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, cap = 4096;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return NULL;
-	if (fio_read_file(path, INV_FILE_MAX, &buf, &len) < 0)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf = fd >= 0 ? malloc(cap) : NULL;
+	while (buf) {
+		if (len + 1 >= cap) {
+			char *b = cap < INV_FILE_MAX ? realloc(buf, cap * 2) : NULL;
+			if (!b) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = b;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!buf)
 		return NULL;
-	while (len && ascii_is_space((char)buf[len - 1]))
+	buf[len] = '\0';
+	while (len && ascii_is_space(buf[len - 1]))
 		buf[--len] = '\0';
-	return (char *)buf;
+	return buf;
 }
 
 static json_t *inv_disks(const char *sys)
