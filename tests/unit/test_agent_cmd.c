@@ -89,7 +89,9 @@ static void test_receive_args(void **state)
 			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, bad[i].why);
 		json_decref(b);
 	}
-	assert_int_equal(acmd_receive_parse(json_array(), &r, err, sizeof(err)), -EINVAL);
+	json_t *arr = json_array();
+	assert_int_equal(acmd_receive_parse(arr, &r, err, sizeof(err)), -EINVAL);
+	json_decref(arr);
 	json_decref(a);
 }
 
