@@ -1380,11 +1380,13 @@ int imgstore_list(struct imgstore *s, struct imgstore_list *l, char *err, size_t
 			rc = list_one(s, l, id);
 	if (rc == 0)
 		rc = list_incoming(s, l);
-	if (rc == 0) {
+	if (rc == 0 && l->nimages) {
+		/* qsort's array must not be NULL, even for 0 elements (UBSan). */
 		qsort(l->images, l->nimages, sizeof(*l->images), cmp_image);
 		for (size_t i = 0; i < l->nimages; i++)
-			qsort(l->images[i].versions, l->images[i].nversions,
-			      sizeof(*l->images[i].versions), cmp_version);
+			if (l->images[i].nversions)
+				qsort(l->images[i].versions, l->images[i].nversions,
+				      sizeof(*l->images[i].versions), cmp_version);
 	}
 out:
 	free_names(names, n);

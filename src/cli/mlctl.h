@@ -12,7 +12,7 @@
  *   sb_       growable strings                    (sb.c, pure)
  *   tbl_      aligned text tables                 (table.c, pure)
  *   when_     times: API <-> local time           (when.c, pure)
- *   pin_      certificate fingerprints and pins   (pin.c, pure)
+ *   pin_      certificate fingerprints and pins   (src/common/pin.c, pure)
  *   ctlconf_  the config file                     (ctlconf.c; parse/format pure)
  *   arg_      option parsing and usage texts      (args.c)
  *   out_      printing objects: table, show, json (out.c; rendering pure)
@@ -37,6 +37,8 @@
 #include <time.h>
 
 #include <jansson.h>
+
+#include "pin.h"
 
 /* Exit statuses (docs/mlctl.md, "Exit status"). */
 enum {
@@ -125,27 +127,7 @@ int when_input(const char *in, time_t now, char *out, size_t outsz, const char *
 
 /* ----------------------------------------------------------------- pin */
 
-/* Buffer sizes: "ab:cd:..." (95 + NUL) and "sha256//" + 44 base64 + NUL. */
-#define PIN_FP_SIZE 96
-#define PIN_KEY_SIZE 53
-
-/*
- * From a certificate in PEM (the first one in the text; no NUL needed, at
- * most 1 MiB): fp = SHA-256 of the DER certificate as lower-case hex pairs
- * joined by ':' (what mlserver's /health reports as tls_fingerprint), and
- * pin = "sha256//" + base64 of the SHA-256 of its SubjectPublicKeyInfo (the
- * form CURLOPT_PINNEDPUBLICKEY takes). Either may be NULL. Returns 0 or
- * -EINVAL (no certificate in the text). No I/O.
- */
-int pin_from_pem(const char *pem, size_t len, char *fp, char *pin);
-/*
- * Normalizes a fingerprint a person typed: 64 hex digits, with or without
- * ':' between pairs, either case, an optional "sha256:" prefix -> the
- * lower-case colon form. 0 or -EINVAL.
- */
-int pin_fp_normalize(const char *in, char *out);
-/* Checks the form "sha256//" + 44 base64 characters. 0 or -EINVAL. */
-int pin_key_check(const char *pin);
+/* Fingerprints and public-key pins: src/common/pin.h (shared with mlagent). */
 
 /* ------------------------------------------------------------- ctlconf */
 

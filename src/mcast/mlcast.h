@@ -211,6 +211,19 @@ struct mc_recv_opts {
 	unsigned timeout_ms; /* give up when the sender is silent this long; 0 = 30 s */
 	unsigned threads;    /* verification workers; 0 = 2 */
 	uint32_t session;    /* accept only this session; 0 = the first heard */
+	/*
+	 * Optional: the SHA-256 of the manifest (32 bytes) the session must
+	 * carry. Without a key the ANNOUNCE carries that digest, and a session
+	 * announcing another one is ignored as a foreign session (the timeout
+	 * applies as when nothing is heard, and its reason says that another
+	 * manifest was heard). With a key the ANNOUNCE carries an HMAC that
+	 * cannot be compared with a plain digest, so the check is made on the
+	 * assembled manifest instead, and a mismatch fails with
+	 * MC_FAIL_MANIFEST: a session with this receiver's key (and, when
+	 * given, session id) but another manifest is a misconfiguration, not a
+	 * neighbour. NULL: any manifest.
+	 */
+	const uint8_t *manifest_sha256;
 	const uint8_t *key;
 	size_t keylen;
 	void (*status)(void *ctx, const struct mc_recv_status *st);

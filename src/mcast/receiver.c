@@ -341,6 +341,19 @@ static void on_manifest(struct rx *r, const struct mc_manifest_frag *f, uint64_t
 		bm_clear_all(&r->mf_have);
 		return;
 	}
+	if (r->o->keylen && r->o->manifest_sha256) {
+		/* With a key the ANNOUNCE's digest was an HMAC: compare the manifest itself. */
+		sha256_buf(r->mf_buf, f->total, d);
+		if (!ct_equal(d, r->o->manifest_sha256, SHA256_LEN)) {
+			char got[SHA256_HEX_LEN];
+
+			fail(r, MC_FAIL_MANIFEST,
+			     "session %08x carries another manifest (sha256 %s) than the expected "
+			     "one",
+			     r->session, sha256_hex(d, got));
+			return;
+		}
+	}
 	if (mf_decode(r->mf_buf, f->total, &r->m, &why) < 0) {
 		fail(r, MC_FAIL_MANIFEST, "manifest from the sender is invalid: %s", why);
 		return;
@@ -376,6 +389,16 @@ static void on_announce(struct rx *r, const struct mc_pkt *p, const struct socka
 	}
 	if (a->chunk_count > MF_MAX_CHUNKS || a->manifest_len != want_len) {
 		r->st.bad_pkts++;
+		return;
+	}
+	if (r->o->manifest_sha256 && !r->o->keylen &&
+	    !ct_equal(a->manifest_digest, r->o->manifest_sha256, SHA256_LEN)) {
+		/* A session of another image on the same group and port: not ours. */
+		if (!r->foreign_anns)
+			log_info("ignoring session %08x: it announces another manifest",
+			         p->h.session);
+		r->foreign_anns++;
+		r->foreign_session = p->h.session;
 		return;
 	}
 	if (a->manifest_len > RX_MAX_MANIFEST) {
@@ -738,6 +761,11 @@ static void timers(struct rx *r, uint64_t now_ms)
 			     "no sender heard within %.0f s; %llu packets failed authentication: "
 			     "is the key (--key) the sender's?",
 			     timeout / 1000.0, (unsigned long long)r->bad_tags);
+		else if (now_ms - r->t0_ms > timeout && r->foreign_anns > 0)
+			fail(r, MC_FAIL_SENDER_GONE,
+			     "no session with the expected manifest heard within %.0f s (session "
+			     "%08x with another manifest was heard and ignored)",
+			     timeout / 1000.0, r->foreign_session);
 		else if (now_ms - r->t0_ms > timeout)
 			fail(r, MC_FAIL_SENDER_GONE, "no sender heard within %.0f s",
 			     timeout / 1000.0);

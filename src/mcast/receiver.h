@@ -70,6 +70,8 @@ struct rx {
 	uint32_t nonce; /* this process's, in HELLO */
 	int phase;
 	uint64_t t0_ms, last_heard_ms;
+	uint64_t foreign_anns; /* ANNOUNCEs ignored for another manifest (manifest_sha256) */
+	uint32_t foreign_session;
 
 	/* Manifest assembly. */
 	struct mc_announce ann;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ascii.h"
 #include "log.h"
 #include "mlcast.h"
 #include "net.h"
@@ -40,6 +41,8 @@ static void usage(FILE *f)
 	    "      --timeout SECONDS   give up when the sender is silent this long (default 30)\n"
 	    "      --threads N         verification threads (default 2)\n"
 	    "      --session ID        accept only this session id\n"
+	    "      --manifest-sha256 HEX  accept only a session of the manifest with this\n"
+	    "                          SHA-256 (others on the group are ignored)\n"
 	    "      --json              print machine-readable status lines\n"
 	    "  -q, --quiet             only the result\n"
 	    "  -h, --help              this help\n"
@@ -119,6 +122,7 @@ int cmd_receive(int argc, char **argv)
 	                                     {"timeout", required_argument, NULL, 'T'},
 	                                     {"threads", required_argument, NULL, 't'},
 	                                     {"session", required_argument, NULL, 'S'},
+	                                     {"manifest-sha256", required_argument, NULL, 'M'},
 	                                     {"json", no_argument, NULL, 'j'},
 	                                     {"quiet", no_argument, NULL, 'q'},
 	                                     {"help", no_argument, NULL, 'h'},
@@ -127,7 +131,7 @@ int cmd_receive(int argc, char **argv)
 	struct mc_recv_opts o = {0};
 	struct recv_ui ui = {0};
 	struct final_ctx fin = {.ui = &ui};
-	uint8_t key[MC_MAX_KEY];
+	uint8_t key[MC_MAX_KEY], mdigest[SHA256_LEN];
 	char err[512] = "", hex[SHA256_HEX_LEN], b[32];
 	const char *why;
 	uint64_t v;
@@ -185,6 +189,21 @@ int cmd_receive(int argc, char **argv)
 			if (parse_uint(optarg, 1, UINT32_MAX, &v, &why) < 0)
 				return cli_usage_error("receive", "--session %s: %s", optarg, why);
 			o.session = (uint32_t)v;
+			break;
+		case 'M':
+			if (strlen(optarg) != 2 * SHA256_LEN)
+				return cli_usage_error("receive",
+				                       "--manifest-sha256: expected 64 hex digits");
+			for (size_t i = 0; i < SHA256_LEN; i++) {
+				int hi = ascii_hexval(optarg[2 * i]),
+				    lo = ascii_hexval(optarg[2 * i + 1]);
+
+				if (hi < 0 || lo < 0)
+					return cli_usage_error(
+					    "receive", "--manifest-sha256: expected 64 hex digits");
+				mdigest[i] = (uint8_t)(hi << 4 | lo);
+			}
+			o.manifest_sha256 = mdigest;
 			break;
 		case 'j':
 			ui.json = true;

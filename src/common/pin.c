@@ -1,5 +1,5 @@
 /*
- * Certificate fingerprints and public-key pins (mlctl.h, "pin").
+ * Certificate fingerprints and public-key pins (pin.h), shared by mlctl and mlagent.
  *
  * Why two hashes: mlserver announces the SHA-256 of its certificate (the
  * fingerprint people compare), while libcurl can pin, with every TLS
@@ -18,7 +18,7 @@
 #include <openssl/x509.h>
 
 #include "ascii.h"
-#include "mlctl.h"
+#include "pin.h"
 #include "sha256.h"
 
 #define PIN_PEM_MAX (1024 * 1024)
