@@ -58,7 +58,6 @@ def timed(fn):
 
 def main():
     srv = Server(extra_args=["--set", "server.threads=4", "--set", "agents.poll_wait=5s"])
-    srv.start()
     srv.login()
     tokens = {"admin": srv.token, "viewer": srv.user_token("v", "viewer"),
               "operator": srv.user_token("o", "operator")}
@@ -396,7 +395,6 @@ def main():
 
     # ---- register_unknown off ----
     srv = Server(extra_args=["--set", "agents.register_unknown=false"])
-    srv.start()
     srv.login()
     tk = new_token(srv, "t")["token"]
     check_error(enroll(srv, tk, macs=["52:54:00:01:02:03"]), 403, "unknown_machine",

@@ -81,6 +81,8 @@ class Server:
         self.start()
 
     def start(self, expect_ok=True):
+        if self.proc and self.proc.poll() is None:
+            raise RuntimeError("this server runs already (a second start would leak it)")
         pwfile = os.path.join(self.dir, "adminpw")
         with open(pwfile, "w") as f:
             f.write(ADMIN_PW + "\n")
