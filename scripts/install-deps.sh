@@ -41,6 +41,9 @@ PACKAGES=(
 	# SMTP server for the mail integration test (tests/integration/mail.py runs
 	# it with /usr/bin/python3, since a python3 earlier on PATH may lack it).
 	python3-aiosmtpd
+	# JSON on the command line: the end-to-end deployment tests and the demo
+	# read the API's answers with jq.
+	jq curl
 )
 
 check_only=0
