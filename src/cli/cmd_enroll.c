@@ -89,9 +89,9 @@ static const struct cmd enroll_cmds[] = {
      &res_enroll, 0},
     {"list", NULL, 0, 0, NULL, res_cmd_list, "list enrollment tokens (never the tokens themselves)",
      NULL, "  mlctl enroll-token list", &res_enroll, CMD_LIST},
-    {"delete", "ID|NAME...", 1, -1, NULL, res_cmd_rm,
+    {"rm", "ID|NAME...", 1, -1, NULL, res_cmd_rm,
      "revoke enrollment tokens (enrolled agents keep their credentials)", NULL,
-     "  mlctl enroll-token delete lab-b", &res_enroll, 0},
+     "  mlctl enroll-token rm lab-b", &res_enroll, 0},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };
 

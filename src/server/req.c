@@ -137,7 +137,8 @@ int req_store_error(struct req *r, int code, const char *what)
 {
 	switch (code) {
 	case -EEXIST:
-		return req_conflict(r, "name", "a %s with that name already exists", what);
+		return req_conflict(r, "name", "%s %s with that name already exists",
+		                    strchr("aeiou", what[0]) ? "an" : "a", what);
 	case -EBUSY:
 		return req_conflict(r, NULL,
 		                    "the %s is still in use, or refers to a missing object", what);

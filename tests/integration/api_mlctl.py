@@ -114,7 +114,7 @@ def test_usage():
              "run": ["list", "show", "watch", "cancel", "retry", "rollback"],
              "command": ["list", "show"],
              "agent": ["list", "show", "revoke"],
-             "enroll-token": ["create", "list", "delete"]}
+             "enroll-token": ["create", "list", "rm"]}
     for noun, verbs in nouns.items():
         check(f"\n  {noun}" in r.out, f"mlctl --help lists {noun}")
         r2 = mlctl(noun, "--help")
@@ -300,6 +300,41 @@ def test_tokens(srv, url, fp):
     fails(r, 1, "a revoked token is refused", "not valid")
     r = mlctl("token", "rm", "ci", "-q")
     fails(r, 1, "token rm of a removed name", "no token named 'ci'")
+
+
+def test_enroll_tokens(srv):
+    r = mlctl("enroll-token", "create", "pxe-a", "--max-uses", "3", "-q")
+    tok = r.out.strip()
+    check(r.rc == 0 and tok.startswith("mle_") and len(tok) == 68,
+          "enroll-token create -q prints the token", repr(r))
+    r = mlctl("enroll-token", "create", "pxe-b")
+    check(r.rc == 0 and "ml.token=mle_" in r.out, "enroll-token create shows the kernel argument",
+          repr(r))
+    fails(mlctl("enroll-token", "create", "pxe-a"), 1, "a taken name",
+          "an enrollment token with that name already exists")
+    fails(mlctl("enroll-token", "create", "pxe-c", "--max-uses", "x"), 2, "a bad --max-uses")
+    r = mlctl("enroll-token", "list")
+    check(r.rc == 0 and "pxe-a" in r.out and "0/3" in r.out and tok not in r.out,
+          "enroll-token list: uses, never the token", repr(r))
+    # The token works for an agent's enrollment until it is removed.
+    e = srv.post("/agent/enroll", {"token": tok, "name": "pc-enroll", "hostname": "x",
+                                   "macs": [], "ips": []}, token="")
+    check(e.status == 201 and e.json["credential"].startswith("mla_"), "the token enrolls", e)
+    r = mlctl("agent", "list")
+    check(r.rc == 0 and "pc-enroll" in r.out, "agent list shows the enrolled machine", repr(r))
+    r = mlctl("agent", "show", "pc-enroll", "--json")
+    check(r.rc == 0 and r.json() and r.json().get("machine") == "pc-enroll", "agent show",
+          repr(r))
+    ok(mlctl("enroll-token", "rm", "pxe-a"), "enroll-token rm")
+    e = srv.post("/agent/enroll", {"token": tok, "name": "pc-enroll2", "hostname": "x",
+                                   "macs": [], "ips": []}, token="")
+    check(e.status == 401, "a removed token no longer enrolls", e)
+    ok(mlctl("agent", "revoke", "pc-enroll"), "agent revoke")
+    r = mlctl("agent", "show", "pc-enroll", "--json")
+    check(r.rc == 0 and r.json() and r.json().get("enrolled") is False, "revoked agent shown",
+          repr(r))
+    r = mlctl("command", "list")
+    ok(r, "command list (empty)")
 
 
 def test_audit(srv):
@@ -1103,6 +1138,7 @@ def main():
                 test_inventory(srv)
                 test_entries_rights(srv)
                 test_deployments(srv)
+                test_enroll_tokens(srv)  # last: enrolling adds a machine and a group
             log = srv.logtext()
             check("runtime error" not in log and "Sanitizer" not in log,
                   "no sanitizer reports in the server's log", log[-2000:])

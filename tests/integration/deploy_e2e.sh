@@ -60,6 +60,8 @@ lab_on_exit "umount -l '$DL_W/agent-pc5' 2>/dev/null || true"
 for i in 1 2 3 4 5; do dl_agent_start "c$i" "pc$i"; done
 check "five agents online" dl_wait_online 60 pc1 pc2 pc3 pc4 pc5
 NEW=$(dl_api GET "/groups?limit=100" | jq -r '.items[] | select(.name == "new") | .id')
+S=$(dl_ctl agent list)
+for i in 1 2 3 4 5; do check "mlctl agent list: pc$i online" grep -Eq "^pc$i +[0-9]+ +yes " <<<"$S"; done
 check "enrolled machines are in the group new" eq "$(dl_api GET "/groups/$NEW" | jq '.members | length')" 5
 
 echo "== 1. version 1 to five machines"
