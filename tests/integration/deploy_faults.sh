@@ -10,7 +10,8 @@
 #   3. Wake-on-LAN seen in the targets' own namespaces: a machine in the
 #      server's subnet gets the packets straight from the server; a machine
 #      in another subnet, behind a router that drops directed broadcasts,
-#      gets them from the awake agent of its subnet (the relay).
+#      gets them from the awake agent of its subnet (the relay), an agent
+#      set up only by its kernel command line (ml.server=, ml.token=, ...).
 #
 # Needs root and network namespaces (exit 77 = skipped otherwise).
 set -euo pipefail
@@ -142,11 +143,14 @@ for h in far:"$FAR":10.98.0.11 sleep2:"$SLP":10.98.0.12; do
   ip -n "$ns" route add default via 10.98.0.1
 done
 ip -n "$(lab_ns srv)" route add 10.98.0.0/24 via 10.99.0.254
-# The far agent reaches the server through the router.
-FAR_HOST=far
+# The far agent reaches the server through the router. It has no settings
+# but a kernel command line, as a network-booted workstation.
 lab_ns() { case $1 in far) echo "$FAR" ;; *) printf '%s%s\n' "$LAB" "$1" ;; esac; }
-dl_agent_start far pcfar
-check "the far agent is online" dl_wait_online 60 pcfar
+mkdir -p "$DL_W/agent-pcfar"
+printf 'BOOT_IMAGE=/vmlinuz quiet ml.server=%s ml.token=%s ml.fp=%s ml.name=pcfar ml.interface=eth0\n' \
+  "$DL_URL" "$DL_ETOKEN" "$DL_FP" >"$DL_W/cmdline"
+dl_spawn agent-pcfar far "$MLAGENT" --config /dev/null --cmdline "$DL_W/cmdline" --data-dir "$DL_W/agent-pcfar"
+check "the far agent, configured by its kernel command line, is online" dl_wait_online 60 pcfar
 MAC3=$(ip -n "$(lab_ns c3)" -j link show eth0 | jq -r '.[0].address')
 MACS2=$(ip -n "$SLP" -j link show eth0 | jq -r '.[0].address')
 dl_api POST /machines "{\"name\": \"sleep1\", \"macs\": [\"$MAC3\"], \"ip\": \"10.99.0.13\", \"subnet\": \"10.99.0.0/24\"}" >/dev/null
