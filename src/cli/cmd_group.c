@@ -120,37 +120,8 @@ static const struct opt group_set_opts[] = {
 /* POST /groups/ID/rollback {"image_id"}: back to the previous version of that image. */
 static int group_rollback(struct mlctl *ml, struct args *a)
 {
-	char path[96];
-	int64_t id;
-	json_t *body;
-	unsigned secs;
-	/* Both usage errors come before any request. */
-	if (!arg_has(a, "image"))
-		return ml_usage(ml, "--image is required: the image to roll back");
-	int rc = cmd_run_interval(ml, a, &secs);
-	if (rc < 0)
-		return rc;
-	rc = res_id(ml, &res_group, arg_pos(a, 0), &id);
-	if (rc < 0)
-		return rc;
-	if (!(body = json_object()))
-		return ml_fail(ml, "out of memory");
-	rc = arg_body(ml, a, body, false);
-	if (rc == 0) {
-		res_path(path, sizeof(path), "/groups", id, "/rollback");
-		rc = cmd_rollback(ml, a, path, body);
-	}
-	json_decref(body);
-	return rc;
+	return cmd_rollback_of(ml, a, &res_group, "/groups");
 }
-
-static const struct opt group_rollback_opts[] = {
-    {"image", V_ID, "IMAGE", "the image whose previous version becomes active again (id or name)",
-     "image_id", &res_image},
-    {"wait", V_FLAG, NULL, "wait until the rollbacks have ended, and show the results", NULL, NULL},
-    {"interval", V_VAL, "SECONDS", "with --wait: poll every SECONDS, 1-3600 (2)", NULL, NULL},
-    {NULL, V_FLAG, NULL, NULL, NULL, NULL},
-};
 
 static const struct cmd group_cmds[] = {
     {"list", NULL, 0, 0, NULL, res_cmd_list, "list groups with their member counts", NULL,
@@ -170,7 +141,7 @@ static const struct cmd group_cmds[] = {
      NULL, "  mlctl group rm-member lab-b pc-104", &res_group, 0},
     {"members", "GROUP", 1, 1, NULL, group_members, "list a group's machines", NULL,
      "  mlctl group members lab-b", &res_group, CMD_LIST},
-    {"rollback", "ID|NAME", 1, 1, group_rollback_opts, group_rollback,
+    {"rollback", "ID|NAME", 1, 1, cmd_rollback_opts, group_rollback,
      "make the previous version of an image active again on the group's machines",
      "Each member's agent switches back to the version it had before; --wait\n"
      "follows the rollbacks to the end and exits 1 when any did not succeed.",

@@ -158,37 +158,8 @@ static const struct opt machine_import_opts[] = {
 /* POST /machines/ID/rollback {"image_id"}: back to the previous version of that image. */
 static int machine_rollback(struct mlctl *ml, struct args *a)
 {
-	char path[96];
-	int64_t id;
-	json_t *body;
-	unsigned secs;
-	/* Both usage errors come before any request. */
-	if (!arg_has(a, "image"))
-		return ml_usage(ml, "--image is required: the image to roll back");
-	int rc = cmd_run_interval(ml, a, &secs);
-	if (rc < 0)
-		return rc;
-	rc = res_id(ml, &res_machine, arg_pos(a, 0), &id);
-	if (rc < 0)
-		return rc;
-	if (!(body = json_object()))
-		return ml_fail(ml, "out of memory");
-	rc = arg_body(ml, a, body, false);
-	if (rc == 0) {
-		res_path(path, sizeof(path), "/machines", id, "/rollback");
-		rc = cmd_rollback(ml, a, path, body);
-	}
-	json_decref(body);
-	return rc;
+	return cmd_rollback_of(ml, a, &res_machine, "/machines");
 }
-
-static const struct opt machine_rollback_opts[] = {
-    {"image", V_ID, "IMAGE", "the image whose previous version becomes active again (id or name)",
-     "image_id", &res_image},
-    {"wait", V_FLAG, NULL, "wait until the rollbacks have ended, and show the results", NULL, NULL},
-    {"interval", V_VAL, "SECONDS", "with --wait: poll every SECONDS, 1-3600 (2)", NULL, NULL},
-    {NULL, V_FLAG, NULL, NULL, NULL, NULL},
-};
 
 static const struct cmd machine_cmds[] = {
     {"list", NULL, 0, 0, machine_list_opts, res_cmd_list, "list machines", NULL,
@@ -209,7 +180,7 @@ static const struct cmd machine_cmds[] = {
      "Prints what was created, updated and skipped; each bad line as FILE:LINE:\n"
      "message on stderr, and then exits 1.",
      "  mlctl machine import /etc/dhcp/dhcpd.conf --format dhcpd --dry-run", &res_machine, 0},
-    {"rollback", "ID|NAME", 1, 1, machine_rollback_opts, machine_rollback,
+    {"rollback", "ID|NAME", 1, 1, cmd_rollback_opts, machine_rollback,
      "make the previous version of an image active again on the machine",
      "The machine's agent switches back to the version it had before; --wait\n"
      "follows the rollback to the end and exits 1 when it did not succeed.",

@@ -287,6 +287,40 @@ static int run_wait_commands(struct mlctl *ml, json_t *cmds, unsigned secs)
 	}
 }
 
+const struct opt cmd_rollback_opts[] = {
+    {"image", V_ID, "IMAGE", "the image whose previous version becomes active again (id or name)",
+     "image_id", &res_image},
+    {"wait", V_FLAG, NULL, "wait until the rollbacks have ended, and show the results", NULL, NULL},
+    {"interval", V_VAL, "SECONDS", "with --wait: poll every SECONDS, 1-3600 (2)", NULL, NULL},
+    {NULL, V_FLAG, NULL, NULL, NULL, NULL},
+};
+
+int cmd_rollback_of(struct mlctl *ml, struct args *a, const struct res *res, const char *base)
+{
+	char path[96];
+	int64_t id;
+	json_t *body;
+	unsigned secs;
+	/* Both usage errors come before any request. */
+	if (!arg_has(a, "image"))
+		return ml_usage(ml, "--image is required: the image to roll back");
+	int rc = cmd_run_interval(ml, a, &secs);
+	if (rc < 0)
+		return rc;
+	rc = res_id(ml, res, arg_pos(a, 0), &id);
+	if (rc < 0)
+		return rc;
+	if (!(body = json_object()))
+		return ml_fail(ml, "out of memory");
+	rc = arg_body(ml, a, body, false);
+	if (rc == 0) {
+		res_path(path, sizeof(path), base, id, "/rollback");
+		rc = cmd_rollback(ml, a, path, body);
+	}
+	json_decref(body);
+	return rc;
+}
+
 int cmd_rollback(struct mlctl *ml, struct args *a, const char *path, const json_t *body)
 {
 	json_t *doc = NULL, *cmds;

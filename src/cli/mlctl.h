@@ -566,6 +566,14 @@ int cmd_run_watch(struct mlctl *ml, int64_t id, unsigned secs);
  * their results (exit 1 when any did not succeed). 0 or <0 (printed).
  */
 int cmd_rollback(struct mlctl *ml, struct args *a, const char *path, const json_t *body);
+/*
+ * The rollback verb of machines and groups: POST BASE/ID/rollback with
+ * {"image_id"} for the one the first argument names (res looks it up), then
+ * cmd_rollback(). Its options are cmd_rollback_opts (--image, --wait,
+ * --interval); usage errors come before any request.
+ */
+int cmd_rollback_of(struct mlctl *ml, struct args *a, const struct res *res, const char *base);
+extern const struct opt cmd_rollback_opts[];
 
 /* ------------------------------------------------------------------ rv */
 

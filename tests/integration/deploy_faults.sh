@@ -21,24 +21,8 @@ set -euo pipefail
 source "$MLSRC/tests/integration/lab.sh"
 # shellcheck source=tests/integration/deploylib.sh
 source "$MLSRC/tests/integration/deploylib.sh"
-lab_require_root
-lab_require_cmds ip curl jq mkfs.ext4 sha256sum
-[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null ||
-  { echo "SKIP: needs /usr/bin/python3 with aiosmtpd (Debian: python3-aiosmtpd)"; exit 77; }
+dl_require
 DL_NAME=deploy_faults
-
-fails=0 checks=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  checks=$((checks + 1))
-  if "$@"; then echo "ok: $what"; else fails=$((fails + 1)); echo "FAIL: $what"; fi
-}
-eq() { [ "$1" = "$2" ] || { echo "   got '$1', want '$2'" >&2; return 1; }; }
-has() { grep -q -- "$2" <<<"$1" || { echo "   '$2' not in: ${1:0:400}" >&2; return 1; }; }
-dump() {
-  local f
-  for f in "$DL_W"/*.log; do echo "---- $f"; tail -40 "$f"; done
-}
 # wait_chunks RUN MACHINE PERCENT SECONDS — until MACHINE has PERCENT of its chunks.
 wait_chunks() {
   local end=$((SECONDS + $4)) r d n
@@ -79,7 +63,7 @@ sleep 1
 dl_agent_start c2 pc2
 dl_wait_run "$RUN1" 300
 R=$DL_RUNJSON
-check "run 1 done" eq "$(jq -r .state <<<"$R")" done || dump
+check "run 1 done" eq "$(jq -r .state <<<"$R")" done
 check "pc2 done after its restart" eq "$(dl_target "$R" pc2 state)" done
 check "pc2's restarted agent resumed the reception" grep -q '(resumed)' "$DL_W/agent-pc2.log"
 check "pc2 received less after its restart than pc1 in all" \
@@ -112,7 +96,7 @@ RUN3=$(jq -r .id <<<"$N")
 check "the retry names its run" eq "$(jq -r .retry_of <<<"$N")" "$RUN2"
 dl_wait_run "$RUN3" 300
 R=$DL_RUNJSON
-check "the retry is done" eq "$(jq -r .state <<<"$R")" done || dump
+check "the retry is done" eq "$(jq -r .state <<<"$R")" done
 for m in pc1 pc2; do
   check "$m: version $V2 active" eq "$(dl_active "$m" "$IMG")" "$V2"
   check "$m: version 2 byte for byte" \
@@ -197,5 +181,4 @@ check "sleep2's namespace saw its magic packet from the far agent" \
 check "sleep2 got nothing from the server itself (the router drops it)" \
   bash -c "! grep -q '^10.99.0.1 ' '$DL_W/wol2'"
 
-echo "$((checks - fails))/$checks checks passed"
-[ "$fails" = 0 ] || { dump; exit 1; }
+dl_summary

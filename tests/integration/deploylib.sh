@@ -34,6 +34,38 @@ dl_in() {
 
 dl_log() { printf '%s: %s\n' "${DL_NAME:-deploy}" "$*" >&2; }
 
+# dl_require — a test's prerequisites (exit 77 = skipped): root, network
+# namespaces, the tools, and Debian's python3 with aiosmtpd.
+dl_require() {
+  lab_require_root
+  lab_require_cmds ip curl jq mkfs.ext4 sha256sum
+  [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null ||
+    { echo "SKIP: needs /usr/bin/python3 with aiosmtpd (Debian: python3-aiosmtpd)"; exit 77; }
+}
+
+# Checks: check DESCRIPTION COMMAND... runs COMMAND and counts it; eq A B,
+# le A B (numbers) and has TEXT NEEDLE are commands for it that say what
+# differs; dl_summary prints the count and exits 1 (with the logs) when any
+# check failed.
+DL_CHECKS=0 DL_FAILS=0
+check() {
+  local what=$1; shift
+  DL_CHECKS=$((DL_CHECKS + 1))
+  if "$@"; then echo "ok: $what"; else DL_FAILS=$((DL_FAILS + 1)); echo "FAIL: $what"; fi
+}
+eq() { [ "$1" = "$2" ] || { echo "   got '$1', want '$2'" >&2; return 1; }; }
+le() { [ "$1" -le "$2" ] || { echo "   $1 > $2" >&2; return 1; }; }
+has() { grep -q -- "$2" <<<"$1" || { echo "   '$2' not in: ${1:0:400}" >&2; return 1; }; }
+# dl_dump — the end of every log of the site.
+dl_dump() {
+  local f
+  for f in "$DL_W"/*.log; do echo "---- $f"; tail -40 "$f"; done
+}
+dl_summary() {
+  echo "$((DL_CHECKS - DL_FAILS))/$DL_CHECKS checks passed"
+  [ "$DL_FAILS" = 0 ] || { dl_dump; exit 1; }
+}
+
 # dl_init — paths of the programs and a work directory removed on exit.
 dl_init() {
   MLSERVER=$MLBUILD/src/server/mlserver
