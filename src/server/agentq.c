@@ -153,9 +153,11 @@ int agentq_touch(struct srv *srv, int64_t machine, int64_t cred, const char *pee
 	return rc < 0 ? rc : 0;
 }
 
-json_t *agentq_take(struct srv *srv, int64_t machine)
+json_t *agentq_take(struct srv *srv, int64_t machine, int *fresh)
 {
 	struct store *s = srv->store;
+	if (fresh)
+		*fresh = 0;
 	int64_t now = store_now();
 	json_t *rows = NULL;
 	if (store_begin(s) < 0)
@@ -177,6 +179,8 @@ json_t *agentq_take(struct srv *srv, int64_t machine)
 		                "UPDATE agent_commands SET state = 'sent', sent_at = ?,"
 		                " updated_at = ? WHERE machine_id = ? AND state = 'queued'",
 		                "iii", now, now, machine);
+	if (rows && rc > 0 && fresh)
+		*fresh = rc;
 	if (!rows || rc < 0 || store_commit(s) < 0) {
 		if (!rows || rc < 0)
 			store_rollback(s);
@@ -236,16 +240,17 @@ static void agentq_on_end(struct req *r)
 	agentq_unwait(r->on_end_ctx, r);
 }
 
-int agentq_poll(struct req *r, int64_t machine, int64_t wait_ms, json_t **out)
+int agentq_poll(struct req *r, int64_t machine, int64_t wait_ms, bool all, json_t **out)
 {
 	struct agentq *aq = r->srv->agentq;
+	int fresh = 0;
 	*out = NULL;
 	if (!aq || !r->park || r->resumes > 0) {
 		if (aq && agentq_unwait(aq, r)) {
 			*out = json_array();
 			return *out ? 0 : -ENOMEM;
 		}
-		*out = agentq_take(r->srv, machine);
+		*out = agentq_take(r->srv, machine, NULL);
 		return *out ? 0 : -EIO;
 	}
 	/*
@@ -263,7 +268,7 @@ int agentq_poll(struct req *r, int64_t machine, int64_t wait_ms, json_t **out)
 	if (aq->stopping) {
 		pthread_mutex_unlock(&aq->mu);
 		free(nw);
-		*out = agentq_take(r->srv, machine);
+		*out = agentq_take(r->srv, machine, NULL);
 		return *out ? 0 : -EIO;
 	}
 	for (struct agentq_waiter *w = aq->waiters; w; w = w->next)
@@ -277,8 +282,14 @@ int agentq_poll(struct req *r, int64_t machine, int64_t wait_ms, json_t **out)
 	r->on_end_ctx = aq;
 	pthread_cond_signal(&aq->cv);
 	pthread_mutex_unlock(&aq->mu);
-	json_t *cmds = agentq_take(r->srv, machine);
-	if (!cmds || json_array_size(cmds) > 0) {
+	/*
+	 * At once only with something new, or everything when the agent asks
+	 * (its first poll after a start or a lost connection). Otherwise an
+	 * agent busy with a long command would get the same answer back to
+	 * back; it hears of its unfinished commands again when the wait ends.
+	 */
+	json_t *cmds = agentq_take(r->srv, machine, &fresh);
+	if (!cmds || fresh > 0 || (all && json_array_size(cmds) > 0)) {
 		agentq_unwait(aq, r);
 		*out = cmds;
 		return cmds ? 0 : -EIO;
@@ -524,6 +535,15 @@ out:
 	free(ids);
 	free(machines);
 	return ret;
+}
+
+int agentq_drop_machine(struct store *s, int64_t machine)
+{
+	return store_exec(s,
+	                  "UPDATE agent_commands SET state = 'cancelled', updated_at = ?,"
+	                  " result = '{\"reason\": \"the agent\u2019s credential was revoked\"}'"
+	                  " WHERE machine_id = ? AND state IN ('queued', 'sent', 'running')",
+	                  "ii", store_now(), machine);
 }
 
 void agentq_kick(struct srv *srv, int64_t machine)

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 struct srv;
+struct store;
 
 /* Sets up the waiters' registry on srv. 0 or a negative code with a reason. */
 int agentq_start(struct srv *srv, char *err, size_t errsz);
@@ -46,6 +47,14 @@ int agentq_cancel_run(struct srv *srv, int64_t run, int64_t machine);
  * again: after a revocation it answers 401 at once instead of waiting.
  */
 void agentq_kick(struct srv *srv, int64_t machine);
+
+/*
+ * Ends every unfinished command of machine ("cancelled"): its credential
+ * was revoked or replaced, so no agent will finish them, and a new one
+ * must not run the old identity's commands. Call it inside the
+ * transaction that revokes. Returns how many, or a negative store code.
+ */
+int agentq_drop_machine(struct store *s, int64_t machine);
 
 /* True when machine's agent polled or said hello within [agents] offline_after. */
 bool agentq_online(struct srv *srv, int64_t machine);
@@ -86,9 +95,10 @@ int agentq_touch(struct srv *srv, int64_t machine, int64_t cred, const char *pee
  * The commands to hand machine's agent now: first its queued commands past
  * their expiry become "expired"; then every unfinished one (queued, sent,
  * running), oldest first, as the protocol's COMMAND objects, and the
- * queued ones become "sent". Returns a new JSON array, or NULL on error.
+ * queued ones become "sent"; how many did is in *fresh (may be NULL).
+ * Returns a new JSON array, or NULL on error.
  */
-json_t *agentq_take(struct srv *srv, int64_t machine);
+json_t *agentq_take(struct srv *srv, int64_t machine, int *fresh);
 
 /*
  * The long poll of machine's agent on request r, waiting at most wait_ms.
@@ -97,9 +107,12 @@ json_t *agentq_take(struct srv *srv, int64_t machine);
  * this again, when a command is pushed for machine, the wait ends, a
  * newer poll of the same machine replaces this one (it then answers an
  * empty list) or the server stops); or a negative code. A request that
- * cannot park (r->park NULL) or was resumed answers at once.
+ * cannot park (r->park NULL) or was resumed answers at once, with every
+ * unfinished command. A new poll answers at once only when a command was
+ * queued since the last answer, or when all is set (the agent's first
+ * poll after a start or a lost connection) and a command is unfinished.
  */
-int agentq_poll(struct req *r, int64_t machine, int64_t wait_ms, json_t **out);
+int agentq_poll(struct req *r, int64_t machine, int64_t wait_ms, bool all, json_t **out);
 
 /* The number of polls waiting right now (tests, diagnostics). */
 unsigned agentq_waiting(struct srv *srv);

@@ -260,7 +260,7 @@ static int agent_enroll(struct req *r)
 	               "UPDATE agent_credentials SET revoked_at = ?, revoked_by_name = 'enroll'"
 	               " WHERE machine_id = ? AND revoked_at IS NULL",
 	               "ii", store_now(), mid) < 0 ||
-	    agentq_secret("mla_", cred, hash) < 0 ||
+	    agentq_drop_machine(s, mid) < 0 || agentq_secret("mla_", cred, hash) < 0 ||
 	    store_insert(s, &cid,
 	                 "INSERT INTO agent_credentials (machine_id, hash, enroll_token_id,"
 	                 " created_at, last_addr, agent_version) VALUES (?, ?, ?, ?, ?, ?)"
@@ -437,7 +437,11 @@ static int agent_poll(struct req *r)
 		wait_ms = r->srv->conf.agents_poll_wait_ms;
 	if (agentq_touch(r->srv, r->user.machine_id, r->user.cred_id, r->peer, false) < 0)
 		return req_internal(r);
-	int rc = agentq_poll(r, r->user.machine_id, (int64_t)wait_ms, &cmds);
+	const char *all_s = req_query(r, "all");
+	if (all_s && strcmp(all_s, "1") != 0 && strcmp(all_s, "0") != 0)
+		return req_bad(r, "all", "all: expected 1 or 0");
+	bool all = all_s && strcmp(all_s, "1") == 0;
+	int rc = agentq_poll(r, r->user.machine_id, (int64_t)wait_ms, all, &cmds);
 	if (rc == 1)
 		return 0;
 	if (rc < 0)

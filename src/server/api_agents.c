@@ -234,8 +234,16 @@ static int agents_revoke(struct req *r)
 		                "UPDATE agent_credentials SET revoked_at = ?, revoked_by_name = ?"
 		                " WHERE machine_id = ? AND revoked_at IS NULL",
 		                "iti", store_now(), r->user.name, id);
-	if (rc >= 0)
-		rc = audit_add(r, "revoke", "machine", id, "revoked %d agent credential(s)", rc);
+	int dropped = 0;
+	if (rc >= 0) {
+		int revoked = rc;
+		rc = dropped = agentq_drop_machine(s, id);
+		if (rc >= 0)
+			rc = audit_add(
+			    r, "revoke", "machine", id,
+			    "revoked %d agent credential(s); %d unfinished command(s) cancelled",
+			    revoked, dropped);
+	}
 	if (rc < 0) {
 		store_rollback(s);
 		return req_internal(r);
@@ -245,6 +253,19 @@ static int agents_revoke(struct req *r)
 	/* Its waiting poll, if any, answers 401 now: a cut-off agent gets nothing more. */
 	agentq_kick(r->srv, id);
 	return req_no_content(r);
+}
+
+/*
+ * A receive command's session key authenticates the session's control
+ * packets: only the agent it is for sees it (docs/agent-protocol.md), the
+ * API shows that there is one.
+ */
+static json_t *commands_redact(json_t *row)
+{
+	json_t *args = json_object_get(row, "args");
+	if (json_object_get(args, "key"))
+		json_object_set_new(args, "key", json_string("(hidden)"));
+	return row;
 }
 
 static int commands_list(struct req *r)
@@ -280,6 +301,9 @@ static int commands_list(struct req *r)
 	snprintf(sql, sizeof(sql), COMMAND_COLS "%s ORDER BY c.id LIMIT ? OFFSET ?", where);
 	json_t *items = store_rows_json(s, sql, "iiiittii", (int64_t)machine, (int64_t)machine,
 	                                (int64_t)run, (int64_t)run, st, st, limit, offset);
+	size_t i;
+	json_t *row;
+	json_array_foreach(items, i, row) commands_redact(row);
 	return req_reply_page(r, items, total, limit, offset);
 }
 
@@ -290,7 +314,7 @@ static int commands_show(struct req *r)
 	    store_row1_json(r->srv->store, &found, COMMAND_COLS " WHERE c.id = ?", "i", r->id[0]);
 	if (!row)
 		return found ? req_internal(r) : req_not_found(r, "command", r->id[0]);
-	return req_reply(r, 200, row);
+	return req_reply(r, 200, commands_redact(row));
 }
 
 const struct api_route api_agents_routes[] = {

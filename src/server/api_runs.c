@@ -5,6 +5,7 @@
  * with their machines, cancels them, retries their failed machines, and
  * rolls machines back: a run's, one machine, or a group's.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -183,6 +184,18 @@ static int runs_retry(struct req *r)
 		return req_conflict(r, NULL, "run %lld has not ended yet (%s)", (long long)id,
 		                    state);
 	}
+	int64_t busy = 0;
+	if (store_int(
+	        s, &busy,
+	        "SELECT COUNT(*) FROM runs WHERE retry_of = ? AND state IN ('pending', 'running')",
+	        "i", id) < 0 ||
+	    busy > 0) {
+		store_rollback(s);
+		return busy ? req_conflict(r, NULL,
+		                           "a retry of run %lld is pending or running already",
+		                           (long long)id)
+		            : req_internal(r);
+	}
 	static const char again[] = " FROM run_targets WHERE run_id = ? AND machine_id IS NOT NULL"
 	                            " AND state IN ('failed', 'missing', 'cancelled')";
 	char sql[512];
@@ -230,11 +243,33 @@ static int runs_retry(struct req *r)
 
 #define ROLLBACK_TTL_S (7 * 86400) /* a machine that is off gets it when it comes back */
 
+/* The active version of image in machine's last inventory; 0 when unknown. */
+static int64_t rollback_active(struct store *s, int64_t machine, int64_t image)
+{
+	int64_t active = 0;
+	struct store_q *q =
+	    store_query(s, "SELECT data FROM machine_inventory WHERE machine_id = ?", "i", machine);
+	json_t *inv = q && store_next(q) == 1 ? json_loads(store_col_text(q, 0), 0, NULL) : NULL;
+	store_done(q);
+	size_t i;
+	json_t *img;
+	json_array_foreach(json_object_get(inv, "images"), i, img)
+	{
+		if (json_integer_value(json_object_get(img, "image_id")) == image)
+			active = json_integer_value(json_object_get(img, "active"));
+	}
+	json_decref(inv);
+	return active > 0 ? active : 0;
+}
+
 /*
  * Queues a rollback of image for every machine the query (binding id)
- * yields, and replies 202 with the commands; 409 when there is none.
+ * yields, and replies 202 with the commands; 409 when there is none. The
+ * command names the version expected active (from: the run's version; 0:
+ * each machine's from its last inventory, when it has one), so that an
+ * agent given it twice does not switch back and forth.
  */
-static int rollback_reply(struct req *r, const char *sql, int64_t id, int64_t image,
+static int rollback_reply(struct req *r, const char *sql, int64_t id, int64_t image, int64_t from,
                           const char *what)
 {
 	struct store *s = r->srv->store;
@@ -255,10 +290,17 @@ static int rollback_reply(struct req *r, const char *sql, int64_t id, int64_t im
 		free(ids);
 		return req_conflict(r, NULL, "%s has no machine to roll back", what);
 	}
-	json_t *cmds = json_array(), *args = json_pack("{s:I}", "image_id", (json_int_t)image);
-	for (size_t i = 0; cmds && args && i < n; i++) {
-		int64_t cid;
-		if (agentq_push(r->srv, ids[i], 0, "rollback", args, ROLLBACK_TTL_S, &cid) < 0)
+	json_t *cmds = json_array();
+	for (size_t i = 0; cmds && i < n; i++) {
+		int64_t cid, expect = from ? from : rollback_active(s, ids[i], image);
+		json_t *args = expect ? json_pack("{s:I, s:I}", "image_id", (json_int_t)image,
+		                                  "from_version", (json_int_t)expect)
+		                      : json_pack("{s:I}", "image_id", (json_int_t)image);
+		int rc =
+		    args ? agentq_push(r->srv, ids[i], 0, "rollback", args, ROLLBACK_TTL_S, &cid)
+		         : -ENOMEM;
+		json_decref(args);
+		if (rc < 0)
 			continue;
 		bool found;
 		json_t *row = store_row1_json(
@@ -268,7 +310,6 @@ static int rollback_reply(struct req *r, const char *sql, int64_t id, int64_t im
 		if (row)
 			json_array_append_new(cmds, row);
 	}
-	json_decref(args);
 	free(ids);
 	if (!cmds)
 		return req_internal(r);
@@ -280,21 +321,23 @@ static int rollback_reply(struct req *r, const char *sql, int64_t id, int64_t im
 static int runs_rollback(struct req *r)
 {
 	static const char *const keys[] = {NULL};
-	int64_t id = r->id[0], image = 0;
+	int64_t id = r->id[0], image = 0, version = 0;
 	char what[64];
 	if (r->body && jv_object(r, keys) < 0)
 		return -1;
 	if (store_int(r->srv->store, &image,
 	              "SELECT v.image_id FROM runs r JOIN image_versions v ON v.id = r.version_id"
 	              " WHERE r.id = ?",
-	              "i", id) < 0)
+	              "i", id) < 0 ||
+	    store_int(r->srv->store, &version, "SELECT version_id FROM runs WHERE id = ?", "i",
+	              id) < 0)
 		return req_not_found(r, "run", id);
 	snprintf(what, sizeof(what), "run %lld", (long long)id);
 	return rollback_reply(
 	    r,
 	    "SELECT machine_id FROM run_targets WHERE run_id = ? AND state = 'done'"
 	    " AND machine_id IS NOT NULL ORDER BY machine_name",
-	    id, image, what);
+	    id, image, version, what);
 }
 
 /* The body {"image_id"} of a machine's or group's rollback: 0, or -1 with a 400/404 reply. */
@@ -324,7 +367,7 @@ static int machines_rollback(struct req *r)
 	    n == 0)
 		return req_not_found(r, "machine", id);
 	snprintf(what, sizeof(what), "machine %lld", (long long)id);
-	return rollback_reply(r, "SELECT id FROM machines WHERE id = ?", id, image, what);
+	return rollback_reply(r, "SELECT id FROM machines WHERE id = ?", id, image, 0, what);
 }
 
 static int groups_rollback(struct req *r)
@@ -341,7 +384,7 @@ static int groups_rollback(struct req *r)
 	return rollback_reply(r,
 	                      "SELECT machine_id FROM group_members WHERE group_id = ?"
 	                      " ORDER BY machine_id",
-	                      id, image, what);
+	                      id, image, 0, what);
 }
 
 const struct api_route api_runs_routes[] = {

@@ -414,6 +414,12 @@ int main(int argc, char **argv)
 	}
 	if (agentq_start(&srv, err, sizeof(err)) < 0)
 		goto fail;
+	/*
+	 * The runner first ends runs a previous process left running
+	 * (docs/runs.md), before any agent can poll for their commands.
+	 */
+	if (runner_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
 	uint16_t port = 0;
 	if (http_start(&srv, tls ? tls_cert_pem(tls) : NULL, tls ? tls_key_pem(tls) : NULL,
 	               &srv.http, &port, err, sizeof(err)) < 0)
@@ -430,9 +436,6 @@ int main(int argc, char **argv)
 
 	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
 	if (sched_start(&srv, err, sizeof(err)) < 0)
-		goto fail;
-	/* The runner's first act ends runs a previous process left running (docs/runs.md). */
-	if (runner_start(&srv, err, sizeof(err)) < 0)
 		goto fail;
 
 	struct sigaction sa;
@@ -455,11 +458,12 @@ fail:
 out:
 	/*
 	 * No request runs after http_stop(), so none kicks a stopped
-	 * scheduler; then the imports stop and record it.
+	 * scheduler; with both stopped, nothing calls the runner, whose
+	 * executing runs end failed; then the imports stop and record it.
 	 */
 	http_stop(srv.http);
-	runner_stop(&srv);
 	sched_stop(&srv);
+	runner_stop(&srv);
 	agentq_stop(&srv);
 	library_free(srv.lib);
 	store_close(srv.store);

@@ -57,16 +57,13 @@ static bool run_final(const char *state)
 
 void run_target_save(struct run_ctx *c, struct run_target *t)
 {
-	int64_t now = store_now();
+	/* finished_at: now for a final state, NULL (0 turned NULL by NULLIF) otherwise. */
 	store_exec(c->srv->store,
 	           "UPDATE run_targets SET state = ?, reason = ?, woken = ?, bytes = ?,"
-	           " chunks_done = ?, chunks_needed = ?, finished_at = ? WHERE id = ?",
+	           " chunks_done = ?, chunks_needed = ?, finished_at = NULLIF(?, 0) WHERE id = ?",
 	           "tttiiiii", t->state, *t->reason ? t->reason : NULL, t->woken, (int64_t)t->bytes,
 	           (int64_t)t->chunks_done, (int64_t)t->chunks_needed,
-	           run_final(t->state) ? now : (int64_t)0, t->id);
-	if (!run_final(t->state))
-		store_exec(c->srv->store, "UPDATE run_targets SET finished_at = NULL WHERE id = ?",
-		           "i", t->id);
+	           run_final(t->state) ? store_now() : (int64_t)0, t->id);
 	t->dirty = false;
 }
 
@@ -218,6 +215,44 @@ static int run_targets_load(struct run_ctx *c, char *why, size_t whysz)
 	return 0;
 }
 
+/*
+ * An older running run that still has unfinished machines of this run for
+ * the same image: 0 when none. Two such runs would compete for the same
+ * agents (one reception per image at a time).
+ */
+static int64_t run_overlap(struct run_ctx *c)
+{
+	int64_t other = 0;
+	int rc =
+	    store_int(c->srv->store, &other,
+	              "SELECT r.id FROM runs r JOIN image_versions v ON v.id = r.version_id"
+	              " JOIN run_targets t ON t.run_id = r.id"
+	              " WHERE r.state = 'running' AND r.id < ? AND v.image_id = ?"
+	              " AND t.state IN ('waiting', 'ready', 'receiving')"
+	              " AND t.machine_id IN (SELECT machine_id FROM run_targets WHERE run_id = ?)"
+	              " ORDER BY r.id LIMIT 1",
+	              "iii", c->id, c->image, c->id);
+	return rc == 0 ? other : 0;
+}
+
+/* Waits, in phase "queued", while an older overlapping run is not done with the machines. */
+static void run_wait_overlap(struct run_ctx *c)
+{
+	int64_t other = run_overlap(c), logged = 0;
+	if (!other)
+		return;
+	run_phase(c->srv, c->id, "queued");
+	while (other && !run_stopped(c)) {
+		if (other != logged)
+			log_info("run %lld waits for run %lld, which deploys image %s to some of "
+			         "its machines",
+			         (long long)c->id, (long long)other, c->image_name);
+		logged = other;
+		run_sleep_ms(1000);
+		other = run_overlap(c);
+	}
+}
+
 /* ---- waiting for the agents --------------------------------------------- */
 
 static void run_wait_agents(struct run_ctx *c)
@@ -286,9 +321,38 @@ static uint64_t run_res_uint(const struct run_cmd *v, const char *key)
 	return n > 0 ? (uint64_t)n : 0;
 }
 
+/*
+ * The name a machine's receiver goes by in the session: "ID:NAME", cut to
+ * the 64 bytes a receiver's name may have, at a UTF-8 character boundary.
+ * The id makes it unique whatever the names (run_status matches by it).
+ */
+static void run_rx_name(const struct run_target *t, char out[65])
+{
+	int n = snprintf(out, 65, "%lld:%s", (long long)t->machine, t->name);
+	if (n > 64) {
+		size_t k = 64;
+		while (k > 0 && ((unsigned char)out[k] & 0xc0) == 0x80)
+			k--;
+		out[k] = '\0';
+	}
+}
+
+/* The machine id at the start of a receiver's name ("ID:..."), 0 when none. */
+static int64_t run_rx_id(const char *name)
+{
+	int64_t id = 0;
+	for (const char *p = name; *p != ':'; p++) {
+		if (*p < '0' || *p > '9' || id > INT64_MAX / 10 - 1)
+			return 0;
+		id = id * 10 + (*p - '0');
+	}
+	return id;
+}
+
 static int run_push_receive(struct run_ctx *c, struct run_target *t)
 {
-	char key_hex[65];
+	char key_hex[65], rx_name[65];
+	run_rx_name(t, rx_name);
 	sha256_hex(c->key, key_hex); /* 32 bytes as hex, whatever they are */
 	const struct srvconf *cf = &c->srv->conf;
 	uint64_t timeout_s = (cf->runner_ready_ms + cf->runner_finish_ms) / 1000 + 60;
@@ -297,7 +361,7 @@ static int run_push_receive(struct run_ctx *c, struct run_target *t)
 	    (json_int_t)c->image, "version_id", (json_int_t)c->version, "sha256", c->sha256, "size",
 	    (json_int_t)c->size, "manifest_sha256", c->manifest_sha, "group", cf->runner_group,
 	    "port", (json_int_t)(cf->runner_port + 2 * c->slot->index), "session",
-	    (json_int_t)c->session, "key", key_hex, "name", t->name, "timeout_s",
+	    (json_int_t)c->session, "key", key_hex, "name", rx_name, "timeout_s",
 	    (json_int_t)timeout_s);
 	if (!args)
 		return -ENOMEM;
@@ -427,10 +491,10 @@ static void run_status(void *ctx, const struct mc_send_status *st)
 	struct run_ctx *c = rs->c;
 	for (unsigned k = 0; k < st->nrx; k++) {
 		const struct mc_rx_view *v = &st->rx[k];
-		for (size_t i = 0; i < c->n; i++) {
+		int64_t id = run_rx_id(v->name);
+		for (size_t i = 0; i < c->n && id; i++) {
 			struct run_target *t = &c->t[i];
-			/* The view holds the first 64 bytes of the name the agent was given. */
-			if (!t->in_session || strncmp(t->name, v->name, sizeof(v->name) - 1) != 0)
+			if (!t->in_session || t->machine != id)
 				continue;
 			/* A restarted agent shows up twice: a dropped entry tells nothing new. */
 			if (v->state == MC_V_DROPPED && strcmp(t->state, "receiving") == 0 &&
@@ -614,6 +678,7 @@ void run_exec(struct srv *srv, struct run_slot *slot, int64_t run)
 	}
 	log_info("run %lld: %s, image %s version %lld, %zu machine%s", (long long)run,
 	         c.deployment_name, c.image_name, (long long)c.number, c.n, c.n == 1 ? "" : "s");
+	run_wait_overlap(&c);
 	if (c.wake && !run_stopped(&c)) {
 		run_phase(srv, run, "waking");
 		run_wake(&c);

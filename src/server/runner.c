@@ -46,15 +46,20 @@ struct run_report {
 	size_t nstrs;
 	char **to;
 	size_t nto;
+	bool oom; /* a string could not be kept */
 };
 
 static char *run_keep(struct run_report *rp, const char *s)
 {
 	char **n = realloc(rp->strs, (rp->nstrs + 1) * sizeof(*n));
-	if (!n)
+	char *copy = n ? strdup(s ? s : "") : NULL;
+	if (n)
+		rp->strs = n;
+	if (!copy) {
+		rp->oom = true;
 		return NULL;
-	rp->strs = n;
-	return rp->strs[rp->nstrs++] = strdup(s ? s : "");
+	}
+	return rp->strs[rp->nstrs++] = copy;
 }
 
 static void run_report_free(struct run_report *rp)
@@ -134,7 +139,7 @@ static int run_report_load(struct srv *srv, int64_t run, struct run_report *rp, 
 		rp->to[rp->nto++] = run_keep(rp, store_col_text(q, 0));
 	}
 	store_done(q);
-	return 0;
+	return rp->oom ? -ENOMEM : 0;
 }
 
 /* Mails run's report; returns what runs.mail says about it (static or in buf). */
@@ -178,17 +183,23 @@ out:
 	return out;
 }
 
-void run_finish(struct srv *srv, int64_t run, const char *state, const char *error)
+/* Ends run in the store: its open commands, unfinished machines, state. */
+static void run_end_state(struct srv *srv, int64_t run, const char *state, const char *error)
 {
 	int64_t now = store_now();
+	bool cancelled = strcmp(state, "cancelled") == 0;
 	/* Whatever a machine was doing, it is over: no command of the run stays open. */
 	agentq_cancel_run(srv, run, 0);
 	store_exec(srv->store,
 	           "UPDATE run_targets SET state = ?, reason = COALESCE(reason, ?), finished_at = ?"
 	           " WHERE run_id = ? AND state IN ('waiting', 'ready', 'receiving')",
-	           "ttii", strcmp(state, "cancelled") == 0 ? "cancelled" : "failed",
-	           strcmp(state, "cancelled") == 0 ? "the run was cancelled" : error, now, run);
-	/* The state first: a crash while mailing must not leave the run running. */
+	           "ttii", cancelled ? "cancelled" : "failed",
+	           cancelled ? "the run was cancelled" : error, now, run);
+	/*
+	 * The state first, with the phase "reporting" until the report's
+	 * outcome is recorded: a crash while mailing must not leave the run
+	 * running, and the next start mails what is still "reporting".
+	 */
 	store_exec(srv->store,
 	           "UPDATE runs SET state = ?, error = ?, finished_at = ?, phase = 'reporting'"
 	           " WHERE id = ?",
@@ -197,15 +208,30 @@ void run_finish(struct srv *srv, int64_t run, const char *state, const char *err
 	             error ? error : "");
 	log_info("run %lld %s%s%s", (long long)run, state, error && *error ? ": " : "",
 	         error ? error : "");
+}
+
+/* Mails run's report and records the outcome. */
+static void run_report(struct srv *srv, int64_t run)
+{
 	char buf[MAIL_ERR_SIZE + 16];
 	const char *mail = run_mail(srv, run, buf, sizeof(buf));
 	store_exec(srv->store, "UPDATE runs SET mail = ?, phase = NULL WHERE id = ?", "ti", mail,
 	           run);
 }
 
+void run_finish(struct srv *srv, int64_t run, const char *state, const char *error)
+{
+	run_end_state(srv, run, state, error);
+	run_report(srv, run);
+}
+
 /* ---- recovery and dispatch ---------------------------------------------- */
 
-/* Ends the runs a previous process left running (see runner.h). */
+/*
+ * Ends the runs a previous process left running (see runner.h), before
+ * the HTTP front end starts, so that no agent is handed their commands.
+ * Their reports go out from the dispatcher thread (runner_mail_pending).
+ */
 static void runner_recover(struct srv *srv)
 {
 	int64_t ids[64];
@@ -221,9 +247,26 @@ static void runner_recover(struct srv *srv)
 		for (size_t i = 0; i < n; i++) {
 			log_warn("run %lld was running when mlserver stopped: it ends failed",
 			         (long long)ids[i]);
-			run_finish(srv, ids[i], "failed", "mlserver stopped during the run");
+			run_end_state(srv, ids[i], "failed", "mlserver stopped during the run");
 		}
 	} while (n == 64);
+}
+
+/* Mails the reports of ended runs whose outcome is not recorded (recovered, or a crash while
+ * mailing). */
+static void runner_mail_pending(struct srv *srv)
+{
+	int64_t ids[64];
+	size_t n = 0;
+	struct store_q *q = store_query(srv->store,
+	                                "SELECT id FROM runs WHERE phase = 'reporting' AND state IN"
+	                                " ('done', 'failed', 'cancelled') ORDER BY id LIMIT 64",
+	                                NULL);
+	while (q && store_next(q) == 1)
+		ids[n++] = store_col_int(q, 0);
+	store_done(q);
+	for (size_t i = 0; i < n; i++)
+		run_report(srv, ids[i]);
 }
 
 static void *runner_slot_main(void *arg)
@@ -271,7 +314,10 @@ static int runner_claim(struct runner *rn, struct run_slot *sl)
 	sl->joinable = false;
 	if (pthread_create(&sl->th, NULL, runner_slot_main, sl) != 0) {
 		sl->busy = false;
+		/* Not under the lock: the report may take the mail server's time. */
+		pthread_mutex_unlock(&rn->mu);
 		run_finish(srv, id, "failed", "mlserver could not start a thread for the run");
+		pthread_mutex_lock(&rn->mu);
 	}
 	return 1;
 }
@@ -279,7 +325,7 @@ static int runner_claim(struct runner *rn, struct run_slot *sl)
 static void *runner_main(void *arg)
 {
 	struct runner *rn = arg;
-	runner_recover(rn->srv);
+	runner_mail_pending(rn->srv);
 	pthread_mutex_lock(&rn->mu);
 	while (!rn->stopping) {
 		runner_reap(rn);
@@ -324,6 +370,7 @@ int runner_start(struct srv *srv, char *err, size_t errsz)
 		log_seterr(err, errsz, "out of memory");
 		return -ENOMEM;
 	}
+	runner_recover(srv);
 	rn->srv = srv;
 	rn->nslots = (unsigned)srv->conf.runner_max_runs;
 	if (rn->nslots > RUN_SLOTS_MAX)
@@ -345,13 +392,20 @@ int runner_start(struct srv *srv, char *err, size_t errsz)
 		log_seterr(err, errsz, "cannot start the runner's thread");
 		return -EAGAIN;
 	}
-	srv->runner = rn;
+	/* Other threads (HTTP, scheduler) read srv->runner: publish it whole. */
+	__atomic_store_n(&srv->runner, rn, __ATOMIC_RELEASE);
 	return 0;
+}
+
+/* srv's runner as published by runner_start(), or NULL. */
+static struct runner *runner_of(struct srv *srv)
+{
+	return __atomic_load_n(&srv->runner, __ATOMIC_ACQUIRE);
 }
 
 void runner_stop(struct srv *srv)
 {
-	struct runner *rn = srv->runner;
+	struct runner *rn = runner_of(srv);
 	if (!rn)
 		return;
 	pthread_mutex_lock(&rn->mu);
@@ -361,13 +415,13 @@ void runner_stop(struct srv *srv)
 	pthread_join(rn->th, NULL);
 	pthread_mutex_destroy(&rn->mu);
 	pthread_cond_destroy(&rn->cv);
+	__atomic_store_n(&srv->runner, NULL, __ATOMIC_RELEASE);
 	free(rn);
-	srv->runner = NULL;
 }
 
 void runner_kick(struct srv *srv)
 {
-	struct runner *rn = srv->runner;
+	struct runner *rn = runner_of(srv);
 	if (!rn)
 		return;
 	pthread_mutex_lock(&rn->mu);
@@ -378,7 +432,7 @@ void runner_kick(struct srv *srv)
 
 bool runner_cancel(struct srv *srv, int64_t run)
 {
-	struct runner *rn = srv->runner;
+	struct runner *rn = runner_of(srv);
 	bool found = false;
 	if (!rn)
 		return false;
@@ -397,7 +451,7 @@ bool runner_cancel(struct srv *srv, int64_t run)
 
 uint64_t runner_rate(struct srv *srv, int64_t run)
 {
-	struct runner *rn = srv->runner;
+	struct runner *rn = runner_of(srv);
 	uint64_t rate = 0;
 	if (!rn)
 		return 0;

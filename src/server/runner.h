@@ -35,15 +35,19 @@
 struct srv;
 
 /*
- * Recovers runs left running by a previous process (see above), then starts
- * the dispatcher thread and sets srv->runner. srv->store, srv->lib and
- * srv->agentq must be ready. Returns 0, or a negative code with a reason.
+ * Ends the runs a previous process left running (see above), then starts
+ * the dispatcher thread (which first mails their reports) and sets
+ * srv->runner. srv->store, srv->lib and srv->agentq must be ready; call it
+ * before the HTTP front end starts, so that no agent gets a command of a
+ * run that is about to be ended. Returns 0, or a negative code with a
+ * reason.
  */
 int runner_start(struct srv *srv, char *err, size_t errsz);
 /*
  * Stops every executing run (each ends "failed": "mlserver was stopped
- * during the run"), joins the threads and frees the runner. Accepts a server
- * without one.
+ * during the run"), joins the threads and frees the runner. Call it after
+ * the HTTP front end and the scheduler stopped (nothing else calls the
+ * runner then). Accepts a server without one.
  */
 void runner_stop(struct srv *srv);
 /* Looks for pending runs now (after one was created). Never blocks; no-op without a runner. */

@@ -232,6 +232,17 @@ def main():
                 "state")
     r = srv.get(f"/commands/{c1}", token=tokens["viewer"])
     check(r.status == 200 and r.json["sent_at"] is not None, "command shown", r)
+    # Sent and unfinished, nothing new: a poll holds until its wait ends and
+    # then lists them (no answers back to back to a busy agent) ...
+    r, t = timed(lambda: srv.get("/agent/poll?wait=2", token=cred_new))
+    check(r.status == 200 and [x["id"] for x in r.json["commands"]] == [c1, c2] and t >= 1.8,
+          "nothing new: the poll holds, then lists the unfinished commands", f"{r} {t:.2f}s")
+    # ... but the first poll after a start (all=1) has them at once.
+    r, t = timed(lambda: srv.get("/agent/poll?wait=5&all=1", token=cred_new))
+    check(r.status == 200 and [x["id"] for x in r.json["commands"]] == [c1, c2] and t < 1,
+          "all=1: the unfinished commands at once", f"{r} {t:.2f}s")
+    check_error(srv.get("/agent/poll?all=yes", token=cred_new), 400, "bad_request", "all=yes",
+                "all")
     # Commands written while a poll waits come within its wait.
     for x in (c1, c2):
         srv.post(f"/agent/commands/{x}", {"state": "done", "result": {"sent": 1}},
@@ -383,7 +394,9 @@ def main():
     results.clear()
     for th in ths:
         th.start()
-    time.sleep(1)
+    # Time for 20 TLS handshakes on a loaded machine (ASan, other tests),
+    # well within the polls' 5 s wait.
+    time.sleep(3)
     t = time.time()
     srv.stop()
     took = time.time() - t

@@ -107,7 +107,7 @@ static void test_push_take(void **state)
 	                            "UPDATE agent_commands SET expires_at = 1 WHERE id = ?", "i",
 	                            id2),
 	                 1);
-	json_t *cmds = agentq_take(&srv, 1);
+	json_t *cmds = agentq_take(&srv, 1, NULL);
 	assert_non_null(cmds);
 	assert_int_equal(json_array_size(cmds), 1);
 	json_t *c = json_array_get(cmds, 0);
@@ -130,7 +130,7 @@ static void test_push_take(void **state)
 	                 0);
 	assert_int_equal(n, 1);
 	/* Sent commands come again (a restarted agent). */
-	cmds = agentq_take(&srv, 1);
+	cmds = agentq_take(&srv, 1, NULL);
 	assert_int_equal(json_array_size(cmds), 1);
 	json_decref(cmds);
 	teardown_srv(&srv);
@@ -148,7 +148,7 @@ static void test_poll_wake(void **state)
 	init_req(&r, &srv, &f);
 	/* Nothing queued: the poll parks and the machine is online meanwhile. */
 	assert_false(agentq_online(&srv, 1));
-	assert_int_equal(agentq_poll(&r, 1, 10000, &out), 1);
+	assert_int_equal(agentq_poll(&r, 1, 10000, false, &out), 1);
 	assert_true(r.suspend);
 	assert_null(out);
 	assert_int_equal(agentq_waiting(&srv), 1);
@@ -165,18 +165,34 @@ static void test_poll_wake(void **state)
 	/* The re-run answers with the command and the waiter is gone. */
 	r.resumes = 1;
 	r.suspend = false;
-	assert_int_equal(agentq_poll(&r, 1, 10000, &out), 0);
+	assert_int_equal(agentq_poll(&r, 1, 10000, false, &out), 0);
 	assert_int_equal(json_array_size(out), 1);
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(out, 0), "id")), id);
 	json_decref(out);
 	assert_int_equal(agentq_waiting(&srv), 0);
 	assert_null(r.on_end);
-	/* With a command unfinished, a new poll answers at once without parking. */
+	/*
+	 * With a command unfinished but nothing new, a new poll parks (no
+	 * answer back to back to a busy agent)...
+	 */
 	struct req r2;
 	struct fake f2;
 	init_req(&r2, &srv, &f2);
-	assert_int_equal(agentq_poll(&r2, 1, 10000, &out), 0);
-	assert_false(r2.suspend);
+	assert_int_equal(agentq_poll(&r2, 1, 10000, false, &out), 1);
+	assert_true(r2.suspend);
+	assert_null(out);
+	/* ... and answers with it when its wait ends. */
+	r2.resumes = 1;
+	r2.suspend = false;
+	assert_int_equal(agentq_poll(&r2, 1, 10000, false, &out), 0);
+	assert_int_equal(json_array_size(out), 1);
+	json_decref(out);
+	/* The first poll after a start (all) answers at once with it. */
+	struct req r3;
+	struct fake f3;
+	init_req(&r3, &srv, &f3);
+	assert_int_equal(agentq_poll(&r3, 1, 10000, true, &out), 0);
+	assert_false(r3.suspend);
 	assert_int_equal(json_array_size(out), 1);
 	json_decref(out);
 	assert_int_equal(agentq_waiting(&srv), 0);
@@ -195,19 +211,19 @@ static void test_poll_timeout_replace_stop(void **state)
 	/* An idle poll is woken when its wait ends, and answers empty. */
 	init_req(&r1, &srv, &f1);
 	uint64_t t0 = mtime_ms();
-	assert_int_equal(agentq_poll(&r1, 2, 300, &out), 1);
+	assert_int_equal(agentq_poll(&r1, 2, 300, false, &out), 1);
 	assert_int_equal(fake_wait(&f1, 2000), 1);
 	assert_true(f1.woken_at - t0 >= 290);
 	assert_true(f1.woken_at - t0 < 1500);
 	r1.resumes = 1;
-	assert_int_equal(agentq_poll(&r1, 2, 300, &out), 0);
+	assert_int_equal(agentq_poll(&r1, 2, 300, false, &out), 0);
 	assert_int_equal(json_array_size(out), 0);
 	json_decref(out);
 	/* A second poll of the machine replaces the first, which answers empty. */
 	init_req(&r1, &srv, &f1);
 	init_req(&r2, &srv, &f2);
-	assert_int_equal(agentq_poll(&r1, 1, 10000, &out), 1);
-	assert_int_equal(agentq_poll(&r2, 1, 10000, &out), 1);
+	assert_int_equal(agentq_poll(&r1, 1, 10000, false, &out), 1);
+	assert_int_equal(agentq_poll(&r2, 1, 10000, false, &out), 1);
 	assert_int_equal(fake_wakes(&f1), 1);
 	assert_int_equal(fake_wakes(&f2), 0);
 	int64_t id;
@@ -215,29 +231,29 @@ static void test_poll_timeout_replace_stop(void **state)
 	assert_int_equal(agentq_push(&srv, 1, 0, "wol", args, 0, &id), 0);
 	json_decref(args);
 	r1.resumes = 1;
-	assert_int_equal(agentq_poll(&r1, 1, 10000, &out), 0);
+	assert_int_equal(agentq_poll(&r1, 1, 10000, false, &out), 0);
 	assert_int_equal(json_array_size(out), 0);
 	json_decref(out);
 	assert_int_equal(fake_wakes(&f2), 1);
 	r2.resumes = 1;
-	assert_int_equal(agentq_poll(&r2, 1, 10000, &out), 0);
+	assert_int_equal(agentq_poll(&r2, 1, 10000, false, &out), 0);
 	assert_int_equal(json_array_size(out), 1);
 	json_decref(out);
 	/* A request that ends while parked (client gone) leaves no waiter behind. */
 	init_req(&r3, &srv, &f3);
-	assert_int_equal(agentq_poll(&r3, 2, 10000, &out), 1);
+	assert_int_equal(agentq_poll(&r3, 2, 10000, false, &out), 1);
 	assert_non_null(r3.on_end);
 	r3.on_end(&r3);
 	assert_int_equal(agentq_waiting(&srv), 0);
 	/* A stop wakes every waiting poll. */
 	init_req(&r3, &srv, &f3);
-	assert_int_equal(agentq_poll(&r3, 2, 10000, &out), 1);
+	assert_int_equal(agentq_poll(&r3, 2, 10000, false, &out), 1);
 	agentq_stop(&srv);
 	assert_int_equal(fake_wakes(&f3), 1);
 	assert_null(r3.on_end);
 	/* Without a registry polls answer at once. */
 	r3.resumes = 0;
-	assert_int_equal(agentq_poll(&r3, 2, 10000, &out), 0);
+	assert_int_equal(agentq_poll(&r3, 2, 10000, false, &out), 0);
 	json_decref(out);
 	store_close(srv.store);
 	srvconf_free(&srv.conf);
