@@ -249,11 +249,22 @@ int acfg_resolve(const struct acfg *flags, const struct acfg *file, const struct
 		goto out;
 	out->insecure = flags->insecure || file->insecure;
 	out->reserve = flags->reserve ? flags->reserve : file->reserve;
+	out->server_src = flags->server  ? ACFG_SRC_FLAG
+	                  : file->server ? ACFG_SRC_FILE
+	                  : k->server    ? ACFG_SRC_KERNEL
+	                                 : ACFG_SRC_NONE;
 
 	rc = -EINVAL;
 	if (out->server && strncmp(out->server, "https://", 8) != 0 &&
 	    strncmp(out->server, "http://", 7) != 0) {
 		log_seterr(err, errsz, "server %s: expected an https:// URL", out->server);
+		goto out;
+	}
+	if (out->server && !out->insecure && strncmp(out->server, "http://", 7) == 0) {
+		log_seterr(err, errsz,
+		           "server %s: http:// would send the credential in clear text; use an "
+		           "https:// URL (http:// only with insecure, for tests)",
+		           out->server);
 		goto out;
 	}
 	if (out->server && strlen(out->server) > CRED_URL_MAX) {
@@ -303,6 +314,54 @@ out:
 	if (rc < 0)
 		acfg_free(out);
 	return rc;
+}
+
+int acfg_server_pick(const struct acfg *c, const char *cred_server, const char **out, char *warn,
+                     size_t warnsz, char *err, size_t errsz)
+{
+	static const char *const from[] = {"", "--server", "the config file",
+	                                   "the kernel command line"};
+	const char *v = c->server;
+	int src = c->server_src >= 0 && c->server_src <= ACFG_SRC_KERNEL ? c->server_src : 0;
+	*out = NULL;
+	if (warnsz)
+		warn[0] = '\0';
+	if (cred_server && cred_server[0]) {
+		/*
+		 * The credential belongs to the server it was enrolled with: a stale
+		 * ml.server= or config line must not send it elsewhere. Only an
+		 * explicit flag may (a moved server), and that is logged.
+		 */
+		if (!v || strcmp(v, cred_server) == 0) {
+			v = cred_server;
+		} else if (src == ACFG_SRC_FLAG) {
+			log_seterr(
+			    warn, warnsz,
+			    "--server %s overrides the server this machine enrolled with (%s)", v,
+			    cred_server);
+		} else {
+			log_seterr(warn, warnsz,
+			           "server %s from %s is ignored: this machine enrolled with %s "
+			           "(only --server overrides it)",
+			           v, from[src], cred_server);
+			v = cred_server;
+		}
+	}
+	if (!v) {
+		log_seterr(err, errsz,
+		           "no server: give --server URL (or server = in the config file, or "
+		           "ml.server= on the kernel command line)");
+		return -EINVAL;
+	}
+	if (strncmp(v, "https://", 8) != 0 && !(c->insecure && strncmp(v, "http://", 7) == 0)) {
+		log_seterr(err, errsz,
+		           "server %s: expected an https:// URL (http:// only with insecure, for "
+		           "tests)",
+		           v);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
 }
 
 void acfg_print(FILE *f)

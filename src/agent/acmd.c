@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "agent.h"
@@ -177,8 +178,12 @@ int acmd_parse(const json_t *cmd, struct acmd *c, char *err, size_t errsz)
 		free(text);
 	} else if (strcmp(k, "rollback") == 0) {
 		c->kind = ACMD_ROLLBACK;
-		rc = acmd_uint(args, "image_id", 1, IMGSTORE_MAX_ID, &c->u.image_id, why,
+		rc = acmd_uint(args, "image_id", 1, IMGSTORE_MAX_ID, &c->u.rb.image_id, why,
 		               sizeof(why));
+		/* from_version is optional: without it the rollback is unconditional. */
+		if (rc == 0 && json_object_get(args, "from_version"))
+			rc = acmd_uint(args, "from_version", 1, IMGSTORE_MAX_ID,
+			               &c->u.rb.from_version, why, sizeof(why));
 	} else if (strcmp(k, "cancel") == 0) {
 		c->kind = ACMD_CANCEL;
 		rc = acmd_uint(args, "command", 1, INT64_MAX, &v, why, sizeof(why));
@@ -276,4 +281,57 @@ bool acmd_fail_retryable(int code)
 	default:
 		return false;
 	}
+}
+
+bool acmd_start_retryable(int neg_errno)
+{
+	/* Could not start: only what may pass by itself is worth another go. */
+	switch (-neg_errno) {
+	case EAGAIN:
+	case EBUSY:
+	case EADDRINUSE:
+	case ENOBUFS:
+	case ENOMEM:
+	case EINTR:
+	case ENETDOWN:
+	case ENETUNREACH:
+	case EADDRNOTAVAIL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool acmd_rollback_applies(const struct acmd_rollback *rb, uint64_t active)
+{
+	return rb->from_version == 0 || rb->from_version == active;
+}
+
+void acmd_poller_init(struct acmd_poller *p)
+{
+	p->all = true;
+}
+
+int acmd_poller_path(const struct acmd_poller *p, unsigned wait_s, char *buf, size_t n)
+{
+	int len = snprintf(buf, n, "/api/v1/agent/poll?wait=%u%s", wait_s, p->all ? "&all=1" : "");
+	return len < 0 || (size_t)len >= n ? -ENOSPC : 0;
+}
+
+uint32_t acmd_poller_done(struct acmd_poller *p, bool ok, size_t nnew, uint64_t elapsed_ms)
+{
+	/* After a failure the server may have lost or re-queued anything: ask for all. */
+	p->all = !ok;
+	if (!ok)
+		return 0;
+	return nnew == 0 && elapsed_ms < 1000 ? 1000 : 0;
+}
+
+int acmd_listed_action(bool known, bool running, bool finished)
+{
+	if (!known)
+		return ACMD_LISTED_RUN;
+	if (running)
+		return ACMD_LISTED_IGNORE;
+	return finished ? ACMD_LISTED_REPOST : ACMD_LISTED_RUN;
 }

@@ -18,6 +18,7 @@
 #include "agent.h"
 #include "fileio.h"
 #include "log.h"
+#include "mtime.h"
 
 #define AGENT_BODY_MAX (16u << 20) /* largest JSON answer taken */
 
@@ -324,33 +325,33 @@ static struct agent_cmd *agent_find(struct agent *ag, uint64_t id)
 	return NULL;
 }
 
-/* Re-posts a final result the server still lists (the earlier post was lost). */
-static void agent_repost(struct agent *ag, struct ahttp *h, struct agent_cmd *c)
+/* Re-posts a final result (body, freed) the server still lists (the earlier post was lost). */
+static void agent_repost(struct ahttp *h, uint64_t id, char *body)
 {
 	char path[64], why[AGENT_ERR_SIZE];
 	struct ahttp_resp r;
-	pthread_mutex_lock(&ag->mu);
-	char *body = c->final ? strdup(c->final) : NULL;
-	pthread_mutex_unlock(&ag->mu);
 	if (!body)
 		return;
-	snprintf(path, sizeof(path), "/api/v1/agent/commands/%llu", (unsigned long long)c->id);
+	snprintf(path, sizeof(path), "/api/v1/agent/commands/%llu", (unsigned long long)id);
 	if (ahttp_do(h, "POST", path, body, 65536, 30, &r, why, sizeof(why)) == 0) {
 		log_debug("command %llu: final state posted again: HTTP %ld",
-		          (unsigned long long)c->id, r.status);
+		          (unsigned long long)id, r.status);
 		ahttp_resp_free(&r);
 	}
 	free(body);
 }
 
-/* A new command from the poll answer: parse it, then run it (or fail it at once). */
-static void agent_new_cmd(struct agent *ag, struct ahttp *h, const json_t *obj)
+/*
+ * A command from the poll answer the agent has no record of: parse it, then
+ * run it (or fail it at once). Returns true when it was taken as new.
+ */
+static bool agent_new_cmd(struct agent *ag, struct ahttp *h, const json_t *obj)
 {
 	char why[AGENT_ERR_SIZE];
 	struct agent_cmd *c = calloc(1, sizeof(*c));
 	json_t *idv = json_object_get(obj, "id");
 	if (!c)
-		return;
+		return false;
 	int rc = acmd_parse(obj, &c->c, why, sizeof(why));
 	c->ag = ag;
 	c->id = c->c.id ? c->c.id
@@ -360,7 +361,7 @@ static void agent_new_cmd(struct agent *ag, struct ahttp *h, const json_t *obj)
 	if (!c->id) {
 		log_warn("poll answer: a command without a valid id: %s", why);
 		free(c);
-		return;
+		return false;
 	}
 	c->listed = true;
 	pthread_mutex_lock(&ag->mu);
@@ -372,7 +373,7 @@ static void agent_new_cmd(struct agent *ag, struct ahttp *h, const json_t *obj)
 		agent_post(h, c, "failed", NULL,
 		           json_pack("{s:s, s:s, s:b}", "code", "bad_args", "reason", why,
 		                     "retryable", 0));
-		return;
+		return true;
 	}
 	if (c->c.kind == ACMD_CANCEL) {
 		pthread_mutex_lock(&ag->mu);
@@ -386,26 +387,42 @@ static void agent_new_cmd(struct agent *ag, struct ahttp *h, const json_t *obj)
 		log_info("command %llu: cancel command %llu%s", (unsigned long long)c->id,
 		         (unsigned long long)c->c.u.target, hit ? "" : " (not running here)");
 		agent_post(h, c, "done", NULL, json_pack("{s:b}", "cancelled", hit));
-		return;
+		return true;
 	}
 	pthread_mutex_lock(&ag->mu);
 	c->running = true;
 	ag->running++;
 	pthread_mutex_unlock(&ag->mu);
-	if (agent_exec_start(c) < 0) {
+	if ((rc = agent_exec_start(c)) < 0) {
 		pthread_mutex_lock(&ag->mu);
 		c->running = false;
 		ag->running--;
 		pthread_mutex_unlock(&ag->mu);
 		agent_post(h, c, "failed", NULL,
 		           json_pack("{s:s, s:s, s:b}", "code", "internal", "reason",
-		                     "cannot start a thread", "retryable", 1));
+		                     "cannot start a thread", "retryable",
+		                     acmd_start_retryable(rc)));
+	}
+	return true;
+}
+
+/* Unlinks and frees a record no thread uses (neither running nor referenced). Under mu. */
+static void agent_forget(struct agent *ag, struct agent_cmd *c)
+{
+	for (struct agent_cmd **pp = &ag->cmds; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			free(c->final);
+			free(c);
+			return;
+		}
 	}
 }
 
-static void agent_handle_poll(struct agent *ag, struct ahttp *h, json_t *cmds)
+/* Handles a poll answer; returns how many commands in it were new or run again. */
+static size_t agent_handle_poll(struct agent *ag, struct ahttp *h, json_t *cmds)
 {
-	size_t i;
+	size_t i, nnew = 0;
 	json_t *obj;
 	pthread_mutex_lock(&ag->mu);
 	for (struct agent_cmd *c = ag->cmds; c; c = c->next)
@@ -419,14 +436,30 @@ static void agent_handle_poll(struct agent *ag, struct ahttp *h, json_t *cmds)
 		                  : 0;
 		pthread_mutex_lock(&ag->mu);
 		struct agent_cmd *c = id ? agent_find(ag, id) : NULL;
-		bool repost = c && c->finished;
-		if (c)
+		int act = acmd_listed_action(c != NULL, c && c->running, c && c->finished);
+		if (c && act == ACMD_LISTED_RUN) {
+			/*
+			 * Its thread ended without a final state (it could not post
+			 * one): the server still waits for it, so it runs again from a
+			 * fresh record rather than being ignored forever.
+			 */
+			log_warn("command %llu: listed but without a final state here: running it "
+			         "again",
+			         (unsigned long long)id);
+			agent_forget(ag, c);
+			c = NULL;
+		}
+		char *body = NULL;
+		if (c) {
 			c->listed = true;
+			if (act == ACMD_LISTED_REPOST && c->final)
+				body = strdup(c->final);
+		}
 		pthread_mutex_unlock(&ag->mu);
-		if (repost)
-			agent_repost(ag, h, c);
-		else if (!c)
-			agent_new_cmd(ag, h, obj);
+		if (act == ACMD_LISTED_REPOST)
+			agent_repost(h, id, body);
+		else if (act == ACMD_LISTED_RUN && agent_new_cmd(ag, h, obj))
+			nnew++;
 	}
 	/* Finished commands the server no longer lists have reached it: forget them. */
 	pthread_mutex_lock(&ag->mu);
@@ -441,6 +474,7 @@ static void agent_handle_poll(struct agent *ag, struct ahttp *h, json_t *cmds)
 		}
 	}
 	pthread_mutex_unlock(&ag->mu);
+	return nnew;
 }
 
 static void *agent_poll(void *arg)
@@ -449,26 +483,32 @@ static void *agent_poll(void *arg)
 	struct ahttp *h =
 	    ahttp_new(ag->server, ag->pin, ag->insecure, ag->cred.credential, ag->stop);
 	struct backoff b;
-	char why[AGENT_ERR_SIZE], path[64];
+	struct acmd_poller pl;
+	char why[AGENT_ERR_SIZE], path[96];
 	backoff_init(&b, 1000, 60000);
+	acmd_poller_init(&pl);
 	while (h && !*ag->stop) {
 		struct ahttp_resp r = {0};
 		json_t *cmds = NULL;
 		pthread_mutex_lock(&ag->mu);
 		unsigned wait = ag->poll_wait_s;
 		pthread_mutex_unlock(&ag->mu);
-		snprintf(path, sizeof(path), "/api/v1/agent/poll?wait=%u", wait);
+		(void)acmd_poller_path(&pl, wait, path, sizeof(path));
+		uint64_t t0 = mtime_ms();
 		int rc = ahttp_do(h, "GET", path, NULL, AGENT_BODY_MAX, (long)wait + 30, &r, why,
 		                  sizeof(why));
 		if (rc == 0 && r.status == 200 &&
 		    acmd_poll_parse(r.body, r.len, &cmds, why, sizeof(why)) == 0) {
 			backoff_reset(&b);
 			agent_revoked(ag, false);
-			agent_handle_poll(ag, h, cmds);
+			size_t nnew = agent_handle_poll(ag, h, cmds);
 			json_decref(cmds);
 			ahttp_resp_free(&r);
+			/* Nothing new and at once: never a tight loop against the server. */
+			agent_sleep(ag->stop, acmd_poller_done(&pl, true, nnew, mtime_ms() - t0));
 			continue;
 		}
+		(void)acmd_poller_done(&pl, false, 0, mtime_ms() - t0);
 		if (rc == 0 && r.status == 401) {
 			agent_revoked(ag, true);
 		} else if (rc == 0 && r.status == 200) {
@@ -490,24 +530,22 @@ static void *agent_poll(void *arg)
 /* ---- start and stop -------------------------------------------------- */
 
 /* Loads or obtains the credential and settles how the server is trusted. */
-static int agent_trust(struct agent *ag, char *pinbuf, char *err, size_t errsz)
+static int agent_trust(struct agent *ag, char *err, size_t errsz)
 {
 	const struct acfg *c = ag->c;
-	char path[PATH_MAX];
+	char path[PATH_MAX], warn[AGENT_ERR_SIZE];
 	snprintf(path, sizeof(path), "%s/credential", c->data_dir);
 	int rc = cred_load(path, &ag->cred, err, errsz);
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	ag->server =
-	    c->server ? c->server : (rc == 0 && ag->cred.server[0] ? ag->cred.server : NULL);
-	if (!ag->server) {
-		log_seterr(err, errsz,
-		           "no server: give --server URL (or server = in the config file, "
-		           "or ml.server= on the kernel command line)");
-		return -EINVAL;
-	}
+	bool enrolled = rc == 0;
+	if ((rc = acfg_server_pick(c, enrolled ? ag->cred.server : NULL, &ag->server, warn,
+	                           sizeof(warn), err, errsz)) < 0)
+		return rc;
+	if (warn[0])
+		log_warn("%s", warn);
 	ag->insecure = c->insecure;
-	if (rc == 0 && ag->cred.pin[0]) {
+	if (enrolled && ag->cred.pin[0]) {
 		/* Enrolled with a pin: that pin, from now on. */
 		ag->pin = ag->cred.pin;
 		return 0;
@@ -522,53 +560,97 @@ static int agent_trust(struct agent *ag, char *pinbuf, char *err, size_t errsz)
 	if (!ag->insecure) {
 		struct backoff b;
 		backoff_init(&b, 1000, 60000);
-		while ((rc = ahttp_learn_pin(ag->server, c->fingerprint, pinbuf, ag->stop, err,
+		while ((rc = ahttp_learn_pin(ag->server, c->fingerprint, ag->pinbuf, ag->stop, err,
 		                             errsz)) < 0) {
 			log_error("%s", err);
 			if (*ag->stop)
 				return -EINTR;
 			agent_sleep(ag->stop, backoff_next(&b, agent_rand()));
 		}
-		ag->pin = pinbuf;
+		ag->pin = ag->pinbuf;
 		log_info("the server's certificate has the configured fingerprint: pinned");
 	} else {
 		log_warn("--insecure: the server's certificate is not checked");
 	}
-	if (ag->cred.credential[0]) {
-		/* A credential without a pin (enrolled insecurely): keep the new pin with it. */
-		snprintf(ag->cred.pin, sizeof(ag->cred.pin), "%s", ag->pin ? ag->pin : "");
+	if (enrolled) {
+		if (!ag->pin)
+			return 0;
+		/*
+		 * A credential enrolled with --insecure, now started with a
+		 * fingerprint that matched: the pin is as good as an enrollment's,
+		 * so it goes into the credential file (atomically), and later
+		 * starts need no fingerprint and refuse another key.
+		 */
+		snprintf(ag->cred.pin, sizeof(ag->cred.pin), "%s", ag->pin);
+		snprintf(ag->cred.fingerprint, sizeof(ag->cred.fingerprint), "%s", c->fingerprint);
+		ag->pin = ag->cred.pin;
+		char why[AGENT_ERR_SIZE];
+		if (cred_save(path, &ag->cred, why, sizeof(why)) < 0)
+			log_warn("keeping the pin in %s: %s (it is used until the next start)",
+			         path, why);
+		else
+			log_info("the pin is kept in %s from now on", path);
 		return 0;
 	}
 	return agent_enroll(ag, path, ag->pin, err, errsz);
 }
 
-int agent_run(const struct acfg *c, volatile int *stop, char *err, size_t errsz)
+/* Frees the agent's state once no thread uses it. Accepts NULL. */
+static void agent_free(struct agent *ag)
 {
-	struct agent ag = {.c = c, .stop = stop, .heartbeat_s = 60, .poll_wait_s = 25};
+	if (!ag)
+		return;
+	while (ag->cmds) {
+		struct agent_cmd *x = ag->cmds;
+		ag->cmds = x->next;
+		free(x->final);
+		free(x);
+	}
+	imgstore_free(ag->store);
+	pthread_cond_destroy(&ag->cv);
+	pthread_mutex_destroy(&ag->mu);
+	pthread_mutex_destroy(&ag->store_mu);
+	free(ag);
+}
+
+int agent_run(const struct acfg *c, volatile sig_atomic_t *stop, char *err, size_t errsz)
+{
 	struct imgstore_opts so = {.reserve = c->reserve};
-	char pinbuf[PIN_KEY_SIZE] = "";
 	pthread_t hb, po;
 	bool hb_ok = false, po_ok = false;
 	int rc;
-	pthread_mutex_init(&ag.mu, NULL);
-	pthread_mutex_init(&ag.store_mu, NULL);
-	pthread_cond_init(&ag.cv, NULL);
+	/*
+	 * On the heap: command threads are detached, and one stuck in a system
+	 * call may outlive this function (see the end).
+	 */
+	struct agent *ag = calloc(1, sizeof(*ag));
+	if (!ag) {
+		log_seterr(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	ag->c = c;
+	ag->stop = stop;
+	ag->heartbeat_s = 60;
+	ag->poll_wait_s = 25;
+	pthread_mutex_init(&ag->mu, NULL);
+	pthread_mutex_init(&ag->store_mu, NULL);
+	pthread_cond_init(&ag->cv, NULL);
 	if (mkdir(c->data_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		log_seterr(err, errsz, "data_dir %s: %s", c->data_dir, strerror(errno));
 		goto out;
 	}
-	if ((rc = imgstore_open(c->data_dir, &so, &ag.store, err, errsz)) < 0)
+	if ((rc = imgstore_open(c->data_dir, &so, &ag->store, err, errsz)) < 0)
 		goto out;
-	if ((rc = agent_trust(&ag, pinbuf, err, errsz)) < 0) {
+	if ((rc = agent_trust(ag, err, errsz)) < 0) {
 		if (rc == -EINTR)
 			rc = 0;
 		goto out;
 	}
 	log_info("mlagent %s: machine %llu (%s), server %s", MLAGENT_VERSION,
-	         (unsigned long long)ag.cred.machine_id, ag.cred.name, ag.server);
-	hb_ok = pthread_create(&hb, NULL, agent_heartbeat, &ag) == 0;
-	po_ok = pthread_create(&po, NULL, agent_poll, &ag) == 0;
+	         (unsigned long long)ag->cred.machine_id, ag->cred.name, ag->server);
+	hb_ok = pthread_create(&hb, NULL, agent_heartbeat, ag) == 0;
+	po_ok = pthread_create(&po, NULL, agent_poll, ag) == 0;
 	if (!hb_ok || !po_ok) {
 		log_seterr(err, errsz, "cannot start threads");
 		*stop = 1;
@@ -579,44 +661,47 @@ int agent_run(const struct acfg *c, volatile int *stop, char *err, size_t errsz)
 	rc = rc == -EAGAIN ? rc : 0;
 out:
 	*stop = 1;
-	pthread_mutex_lock(&ag.mu);
-	pthread_cond_broadcast(&ag.cv);
-	for (struct agent_cmd *x = ag.cmds; x; x = x->next)
+	pthread_mutex_lock(&ag->mu);
+	pthread_cond_broadcast(&ag->cv);
+	for (struct agent_cmd *x = ag->cmds; x; x = x->next)
 		x->stop = 1;
-	pthread_mutex_unlock(&ag.mu);
+	pthread_mutex_unlock(&ag->mu);
 	if (hb_ok)
 		pthread_join(hb, NULL);
 	if (po_ok)
 		pthread_join(po, NULL);
 	/* Command threads keep their receptions for a resume; wait for them (bounded). */
-	pthread_mutex_lock(&ag.mu);
-	for (int i = 0; ag.running && i < 100; i++) {
+	pthread_mutex_lock(&ag->mu);
+	for (int i = 0; ag->running && i < 100; i++) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 0;
 		ts.tv_nsec += 100 * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&ag.cv, &ag.mu, &ts);
+		pthread_cond_timedwait(&ag->cv, &ag->mu, &ts);
 	}
-	unsigned left = ag.running;
-	pthread_mutex_unlock(&ag.mu);
+	unsigned left = ag->running;
 	if (left) {
-		/* A thread stuck in a system call: leave the process to the exit. */
+		/*
+		 * A thread stuck in a system call still uses ag, the settings and
+		 * libcurl: nothing of it is freed, and the caller _exits.
+		 */
+		for (struct agent_cmd *x = ag->cmds; x; x = x->next)
+			if (x->running)
+				log_warn("command %llu (%s) did not stop in time",
+				         (unsigned long long)x->id,
+				         x->c.kind == ACMD_RECEIVE    ? "receive"
+				         : x->c.kind == ACMD_WOL      ? "wol"
+				         : x->c.kind == ACMD_ROLLBACK ? "rollback"
+				                                      : "?");
+	}
+	pthread_mutex_unlock(&ag->mu);
+	if (left) {
 		log_warn("%u command(s) still stopping; exiting anyway", left);
-		return rc;
+		return AGENT_RUN_LEFT;
 	}
-	while (ag.cmds) {
-		struct agent_cmd *x = ag.cmds;
-		ag.cmds = x->next;
-		free(x->final);
-		free(x);
-	}
-	imgstore_free(ag.store);
-	pthread_cond_destroy(&ag.cv);
-	pthread_mutex_destroy(&ag.mu);
-	pthread_mutex_destroy(&ag.store_mu);
+	agent_free(ag);
 	return rc;
 }

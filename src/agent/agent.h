@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <pthread.h>
 
@@ -59,7 +60,11 @@ struct acfg {
 	char *log_level;
 	int insecure;     /* bool */
 	uint64_t reserve; /* bytes the image store leaves free */
+	int server_src;   /* resolved: where server came from (enum acfg_src) */
 };
+
+/* The source of a resolved setting. */
+enum acfg_src { ACFG_SRC_NONE, ACFG_SRC_FLAG, ACFG_SRC_FILE, ACFG_SRC_KERNEL };
 
 /* What the kernel command line says: ml.server=, ml.token=, ml.fp=, ml.name=, ml.interface=. */
 struct acfg_kcmd {
@@ -87,8 +92,9 @@ void acfg_kcmd_free(struct acfg_kcmd *k);
 /*
  * Merges the sources by precedence: flags, then the file, then the kernel
  * command line, then the defaults; insecure is on when the flags or the
- * file say so. Checks the result: server (when set) is an http:// or
- * https:// URL, the fingerprint is 64 hex digits (normalized in *out), the
+ * file say so. Checks the result: server (when set) is an https:// URL
+ * (http:// only with insecure: it would send the credential in clear
+ * text), the fingerprint is 64 hex digits (normalized in *out), the
  * log level is known, the name a host name, and only one of enroll_token
  * and enroll_token_file comes from the same source. *out is zeroed first
  * and owns its strings (acfg_free).
@@ -96,6 +102,17 @@ void acfg_kcmd_free(struct acfg_kcmd *k);
 int acfg_resolve(const struct acfg *flags, const struct acfg *file, const struct acfg_kcmd *k,
                  struct acfg *out, char *err, size_t errsz);
 void acfg_free(struct acfg *c);
+/*
+ * The server the agent talks to, given the resolved settings c and the
+ * credential file's server (cred_server, "" or NULL when not enrolled).
+ * Once enrolled the credential's URL wins: a different server from the
+ * config file or the kernel command line is ignored, and only --server
+ * overrides it; either case fills warn with a line to log (else warn is
+ * ""). An http:// result without c->insecure is refused. Returns 0 and
+ * *out (borrowed from c or cred_server), or -EINVAL with a reason. No I/O.
+ */
+int acfg_server_pick(const struct acfg *c, const char *cred_server, const char **out, char *warn,
+                     size_t warnsz, char *err, size_t errsz);
 /* Writes every key with its default and its help line, as packaging/mlagent.conf. */
 void acfg_print(FILE *f);
 
@@ -195,14 +212,20 @@ struct acmd_receive {
 	unsigned timeout_s;
 };
 
+/* A rollback's args: {"image_id", "from_version"?}. */
+struct acmd_rollback {
+	uint64_t image_id;
+	uint64_t from_version; /* 0: not given (roll back whatever is active) */
+};
+
 struct acmd {
 	uint64_t id;
 	int kind; /* enum acmd_kind */
 	union {
 		struct acmd_receive rx;
 		struct wol_relay wol;
-		uint64_t image_id; /* rollback */
-		uint64_t target;   /* cancel: the command to stop */
+		struct acmd_rollback rb;
+		uint64_t target; /* cancel: the command to stop */
 	} u;
 };
 
@@ -223,6 +246,49 @@ bool acmd_bcast_allowed(uint32_t bcast, const struct match_cidr *nets, size_t n)
 /* The result word of an mc_fail code ("timeout", "nospace", ...), and whether to try again. */
 const char *acmd_fail_word(int code);
 bool acmd_fail_retryable(int code);
+/*
+ * Whether a step that could not start (a negative errno: mc_receive < 0,
+ * the store busy, no thread) is worth trying again: only for transient
+ * errors (-EAGAIN, -EBUSY, -EADDRINUSE, -ENOBUFS, -ENOMEM, -EINTR,
+ * -ENETDOWN, -ENETUNREACH, -EADDRNOTAVAIL). Such a failure is reported with
+ * code "internal", which is otherwise not retryable.
+ */
+bool acmd_start_retryable(int neg_errno);
+/*
+ * Whether a rollback is to switch, given the image's active version (0:
+ * none): always without from_version; with it only when it is active, so
+ * that a rollback delivered twice does not undo itself.
+ */
+bool acmd_rollback_applies(const struct acmd_rollback *rb, uint64_t active);
+
+/*
+ * The poll's rhythm (docs/mlagent.md, "Control channel"). The first poll,
+ * and the first after a failed one, asks for every unfinished command
+ * (all=1); the others only wait for new ones. An answer with nothing new
+ * that came back in under a second is followed by a 1 s pause, so a server
+ * that answers at once never makes a tight loop. Pure.
+ */
+struct acmd_poller {
+	bool all; /* the next poll asks for all=1 */
+};
+void acmd_poller_init(struct acmd_poller *p);
+/* The path of the next poll: "/api/v1/agent/poll?wait=N[&all=1]". 0 or -ENOSPC. */
+int acmd_poller_path(const struct acmd_poller *p, unsigned wait_s, char *buf, size_t n);
+/*
+ * After a poll: ok (an answer was taken), nnew (commands in it that were
+ * new to the agent or run again), elapsed_ms (the poll's duration).
+ * Returns the milliseconds to pause before the next poll (0: at once; a
+ * failed poll returns 0, its back-off is the caller's).
+ */
+uint32_t acmd_poller_done(struct acmd_poller *p, bool ok, size_t nnew, uint64_t elapsed_ms);
+/*
+ * What the poll thread does with a listed command given the agent's record
+ * of it: unknown (!known) or known but neither running nor finished (its
+ * thread ended without a final state) it runs (again); finished it
+ * re-posts the final state; running it leaves alone.
+ */
+enum acmd_listed { ACMD_LISTED_RUN, ACMD_LISTED_REPOST, ACMD_LISTED_IGNORE };
+int acmd_listed_action(bool known, bool running, bool finished);
 
 /* --------------------------------------------------------------- ahttp */
 
@@ -275,12 +341,17 @@ struct agent_cmd {
 	char *final;       /* the JSON body of its final state, for re-posting */
 };
 
-/* The daemon's state, shared by its threads (agent.c, exec.c). */
+/*
+ * The daemon's state, shared by its threads (agent.c, exec.c). It is on the
+ * heap: when command threads do not stop in time, agent_run leaves it (and
+ * everything it points to) allocated for them, and the process _exits.
+ */
 struct agent {
 	const struct acfg *c;
 	volatile int *stop;
-	const char *server; /* the configured one, else the credential's */
-	const char *pin;    /* NULL: insecure */
+	char pinbuf[PIN_KEY_SIZE]; /* a pin learned at start */
+	const char *server;        /* the configured one, else the credential's */
+	const char *pin;           /* NULL: insecure */
 	bool insecure;
 	struct cred cred;
 	struct imgstore *store;
@@ -310,12 +381,19 @@ void agent_hello_soon(struct agent *ag);
 /* Sleeps ms, or less once *stop is set. */
 void agent_sleep(volatile int *stop, uint32_t ms);
 
-struct agent;
+/* The agent shares the signal handler's flag with libcurl callbacks as an int. */
+_Static_assert(_Generic((sig_atomic_t)0, int : 1, default : 0), "sig_atomic_t is not int");
+
+#define AGENT_RUN_LEFT 1 /* agent_run: command threads still run; _exit(0) at once */
+
 /*
  * Runs the daemon with resolved settings until *stop is set (by a signal).
  * Returns 0 after a clean stop, or a negative errno when it could not start
  * (no fingerprint, bad data directory, store locked), with a reason.
+ * Returns AGENT_RUN_LEFT when command threads did not stop within the
+ * grace period: they still use the agent's state, c and libcurl, so the
+ * caller must keep c, do no global cleanup and leave with _exit(0).
  */
-int agent_run(const struct acfg *c, volatile int *stop, char *err, size_t errsz);
+int agent_run(const struct acfg *c, volatile sig_atomic_t *stop, char *err, size_t errsz);
 
 #endif

@@ -92,9 +92,26 @@ void ahttp_resp_free(struct ahttp_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/*
+ * Limits a handle to https, or to http and https (insecure: tests only), so
+ * that neither a typo nor a redirect ever sends the credential in clear text.
+ */
+static void ahttp_protocols(CURL *c, bool allow_http)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0: CURLOPT_PROTOCOLS_STR */
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, allow_http ? "http,https" : "https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, allow_http ? "http,https" : "https");
+#else
+	long p = CURLPROTO_HTTPS | (allow_http ? CURLPROTO_HTTP : 0);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS, p);
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, p);
+#endif
+}
+
 /* The common options; certinfo asks curl for the peer's certificate (first contact). */
 static void ahttp_setup(CURL *c, const char *url, const char *pin, bool verify_off, bool certinfo,
-                        long timeout_s, struct ahttp_sink *sink, char *errbuf, volatile int *stop)
+                        bool allow_http, long timeout_s, struct ahttp_sink *sink, char *errbuf,
+                        volatile int *stop)
 {
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "mlagent/" MLAGENT_VERSION);
@@ -104,7 +121,7 @@ static void ahttp_setup(CURL *c, const char *url, const char *pin, bool verify_o
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ahttp_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	ahttp_protocols(c, allow_http);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, ahttp_xfer);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, stop);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -136,9 +153,14 @@ int ahttp_do(struct ahttp *h, const char *method, const char *path, const char *
 		log_seterr(err, errsz, "URL too long");
 		return -ENAMETOOLONG;
 	}
+	if (!h->insecure && strncmp(url, "https://", 8) != 0) {
+		log_seterr(err, errsz, "%s: only https:// is allowed (http:// only with insecure)",
+		           h->server);
+		return -EPROTONOSUPPORT;
+	}
 	curl_easy_reset(h->h);
-	ahttp_setup(h->h, url, h->pin, h->insecure || h->pin, false, timeout_s, &sink, errbuf,
-	            h->stop);
+	ahttp_setup(h->h, url, h->pin, h->insecure || h->pin, false, h->insecure, timeout_s, &sink,
+	            errbuf, h->stop);
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	if (h->bearer) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", h->bearer);
@@ -202,7 +224,8 @@ int ahttp_learn_pin(const char *server, const char *fp, char pin[PIN_KEY_SIZE], 
 	while (bl && server[bl - 1] == '/')
 		bl--;
 	snprintf(url, sizeof(url), "%.*s/health", (int)bl, server);
-	ahttp_setup(c, url, NULL, true, true, 30, &sink, errbuf, stop);
+	/* Only https has a certificate to learn. */
+	ahttp_setup(c, url, NULL, true, true, false, 30, &sink, errbuf, stop);
 	CURLcode cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
 		log_seterr(err, errsz, "%s: %s", server,

@@ -205,16 +205,36 @@ static void exec_receive(struct agent_cmd *cmd, struct ahttp *h)
 	int rc;
 
 	agent_post(h, cmd, "running", "preparing", NULL);
-	if (!exec_hold_image(cmd))
+	if (!exec_hold_image(cmd)) {
+		/* A cancel while it waited for the image; a shutdown posts nothing. */
+		if (!*ag->stop)
+			agent_post(h, cmd, "cancelled", NULL, NULL);
 		return;
-	/* Already here? Then it is made active (if it is not) without joining. */
+	}
+	/*
+	 * Already here? Then it is made active (if it is not) without joining,
+	 * but only when the stored version has the command's SHA-256: a
+	 * version id the server reused (its database was reset) names other
+	 * bytes, and that stale copy is dropped and received anew.
+	 */
 	pthread_mutex_lock(&ag->store_mu);
+	int drc =
+	    imgstore_drop_stale(ag->store, a->image_id, a->version_id, a->sha256, why, sizeof(why));
 	bool have_active =
 	    imgstore_active(ag->store, a->image_id, &active, path, sizeof(path)) == 0;
-	rc = have_active && active == a->version_id
-	         ? 0
-	         : imgstore_activate(ag->store, a->image_id, a->version_id, why, sizeof(why));
+	if (drc == 0)
+		rc = have_active && active == a->version_id
+		         ? 0
+		         : imgstore_activate(ag->store, a->image_id, a->version_id, why,
+		                             sizeof(why));
+	else
+		rc = drc == -EBUSY ? -EBUSY : -ENOENT; /* dropped or unsure: receive it */
 	pthread_mutex_unlock(&ag->store_mu);
+	if (rc == -EBUSY) {
+		log_warn("command %llu: %s", (unsigned long long)cmd->id, why);
+		agent_post(h, cmd, "failed", NULL, exec_failed("hash", why, false));
+		goto out;
+	}
 	if (rc == 0) {
 		log_info("command %llu: image %llu version %llu is here already: active",
 		         (unsigned long long)cmd->id, (unsigned long long)a->image_id,
@@ -271,8 +291,10 @@ static void exec_receive(struct agent_cmd *cmd, struct ahttp *h)
 		goto out;
 	}
 	if (rc < 0) {
+		/* -EBUSY (a reception of the image open) passes: internal, retryable. */
 		agent_post(h, cmd, "failed", NULL,
-		           exec_failed(rc == -EBUSY ? "internal" : "io", why, rc == -EBUSY));
+		           exec_failed(rc == -EBUSY ? "internal" : "io", why,
+		                       rc == -EBUSY && acmd_start_retryable(rc)));
 		goto out;
 	}
 	imgstore_rx_info(rx, &in);
@@ -328,10 +350,15 @@ static void exec_receive(struct agent_cmd *cmd, struct ahttp *h)
 			/* Shutting down: keep it, and let the server hand the command out again. */
 			imgstore_rx_free(rx);
 		} else {
-			bool retry = mrc < 0 || acmd_fail_retryable(code);
+			/*
+			 * A negative return: mc_receive could not start (code
+			 * "internal"); worth another go only when transient.
+			 */
+			bool retry =
+			    mrc < 0 ? acmd_start_retryable(mrc) : acmd_fail_retryable(code);
 			log_warn("command %llu: reception failed: %s", (unsigned long long)cmd->id,
 			         why);
-			if (retry)
+			if (retry || mrc < 0)
 				imgstore_rx_free(rx);
 			else
 				(void)imgstore_abort(rx);
@@ -413,22 +440,43 @@ static void exec_wol(struct agent_cmd *cmd, struct ahttp *h)
 static void exec_rollback(struct agent_cmd *cmd, struct ahttp *h)
 {
 	struct agent *ag = cmd->ag;
+	const struct acmd_rollback *rb = &cmd->c.u.rb;
 	char why[AGENT_ERR_SIZE];
 	uint64_t v = 0;
+	bool changed = false;
 	pthread_mutex_lock(&ag->store_mu);
-	int rc = imgstore_rollback(ag->store, cmd->c.u.image_id, why, sizeof(why));
-	if (rc == 0)
-		rc = imgstore_active(ag->store, cmd->c.u.image_id, &v, NULL, 0);
+	int rc = imgstore_active(ag->store, rb->image_id, &v, NULL, 0);
+	if (rc < 0)
+		v = 0;
+	rc = 0;
+	/*
+	 * A rollback switches active and previous: delivered twice it would
+	 * undo itself, so with from_version it only acts while that is active.
+	 */
+	if (acmd_rollback_applies(rb, v)) {
+		rc = imgstore_rollback(ag->store, rb->image_id, why, sizeof(why));
+		if (rc == 0)
+			rc = imgstore_active(ag->store, rb->image_id, &v, NULL, 0);
+		changed = rc == 0;
+	}
 	pthread_mutex_unlock(&ag->store_mu);
 	if (rc < 0) {
 		agent_post(h, cmd, "failed", NULL, json_pack("{s:s}", "reason", why));
 		return;
 	}
-	log_info("command %llu: image %llu rolled back to version %llu",
-	         (unsigned long long)cmd->id, (unsigned long long)cmd->c.u.image_id,
-	         (unsigned long long)v);
-	agent_post(h, cmd, "done", NULL, json_pack("{s:I}", "active", (json_int_t)v));
-	agent_hello_soon(ag);
+	if (changed)
+		log_info("command %llu: image %llu rolled back to version %llu",
+		         (unsigned long long)cmd->id, (unsigned long long)rb->image_id,
+		         (unsigned long long)v);
+	else
+		log_info("command %llu: image %llu: version %llu is not active (%llu is): nothing "
+		         "to roll back",
+		         (unsigned long long)cmd->id, (unsigned long long)rb->image_id,
+		         (unsigned long long)rb->from_version, (unsigned long long)v);
+	agent_post(h, cmd, "done", NULL,
+	           json_pack("{s:I, s:b}", "active", (json_int_t)v, "changed", changed));
+	if (changed)
+		agent_hello_soon(ag);
 }
 
 static void *exec_main(void *arg)
@@ -437,7 +485,9 @@ static void *exec_main(void *arg)
 	struct agent *ag = cmd->ag;
 	struct ahttp *h =
 	    ahttp_new(ag->server, ag->pin, ag->insecure, ag->cred.credential, ag->stop);
+	const char *lost = "out of memory: no HTTPS handle";
 	if (h) {
+		lost = "the command ended without a result (a bug)";
 		switch (cmd->c.kind) {
 		case ACMD_RECEIVE:
 			exec_receive(cmd, h);
@@ -453,6 +503,26 @@ static void *exec_main(void *arg)
 			           exec_failed("internal", "unexpected command kind", false));
 			break;
 		}
+	}
+	/*
+	 * The invariant: a command ends with a final state unless the agent is
+	 * shutting down (then the server hands it out again). A path that
+	 * posted none would leave it "running" on the server for ever.
+	 */
+	pthread_mutex_lock(&ag->mu);
+	bool posted = cmd->finished, cancelled = cmd->cancelled;
+	pthread_mutex_unlock(&ag->mu);
+	if (!posted && !*ag->stop) {
+		if (!h)
+			h = ahttp_new(ag->server, ag->pin, ag->insecure, ag->cred.credential,
+			              ag->stop);
+		if (!h)
+			log_warn("command %llu: %s; the poll runs it again",
+			         (unsigned long long)cmd->id, lost);
+		else if (cancelled)
+			agent_post(h, cmd, "cancelled", NULL, NULL);
+		else
+			agent_post(h, cmd, "failed", NULL, exec_failed("internal", lost, false));
 	}
 	ahttp_free(h);
 	pthread_mutex_lock(&ag->mu);

@@ -1172,6 +1172,55 @@ int imgstore_activate(struct imgstore *s, uint64_t image, uint64_t version, char
 	return switch_to(s, image, version, active, err, errsz);
 }
 
+int imgstore_drop_stale(struct imgstore *s, uint64_t image, uint64_t version, const char *sha_hex,
+                        char *err, size_t errsz)
+{
+	struct imgstore_meta m;
+	char imgdir[PATH_MAX], want[IMGSTORE_SHA_HEX];
+	uint8_t d[SHA256_LEN];
+	uint64_t active, previous;
+	int rc;
+
+	if ((rc = check_ids(image, version, err, errsz)) < 0)
+		return rc;
+	if (!sha_hex || strlen(sha_hex) != IMGSTORE_SHA_HEX - 1 ||
+	    sha256_from_hex(sha_hex, d) < 0) {
+		log_seterr(err, errsz, "the SHA-256 must be 64 hex digits");
+		return -EINVAL;
+	}
+	sha256_hex(d, want);
+	/* Settling first prunes versions no link names: only active and previous remain. */
+	if ((rc = settle_image(s, image, err, errsz)) < 0)
+		return rc;
+	rc = version_check(s, image, version, &m, err, errsz);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (strcmp(m.sha256, want) == 0)
+		return 0;
+	if ((rc = image_dir(s, image, imgdir, sizeof(imgdir))) < 0 ||
+	    (rc = read_link(imgdir, "active", &active)) < 0 ||
+	    (rc = read_link(imgdir, "previous", &previous)) < 0) {
+		log_seterr(err, errsz, "image %" PRIu64 ": %s", image, strerror(-rc));
+		return rc;
+	}
+	if (version == active) {
+		log_seterr(err, errsz,
+		           "image %" PRIu64 ": the active version %" PRIu64
+		           " here has SHA-256 %s, not %s (a reused version id): roll back or "
+		           "deploy another version first",
+		           image, version, m.sha256, want);
+		return -EBUSY;
+	}
+	/* It is the previous one: a switch without it prunes it, crash-safe as any switch. */
+	log_warn("image %" PRIu64 ": previous version %" PRIu64
+	         " has SHA-256 %s, not %s: removing it",
+	         image, version, m.sha256, want);
+	rc = switch_to(s, image, active, 0, err, errsz);
+	return rc < 0 ? rc : 1;
+}
+
 int imgstore_active(struct imgstore *s, uint64_t image, uint64_t *version, char *path,
                     size_t pathsz)
 {

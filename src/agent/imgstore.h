@@ -178,6 +178,16 @@ int imgstore_rollback(struct imgstore *s, uint64_t image, char *err, size_t errs
 int imgstore_activate(struct imgstore *s, uint64_t image, uint64_t version, char *err,
                       size_t errsz);
 /*
+ * Makes sure the store does not hold version `version` of image with
+ * other bytes than sha256_hex (a version id the server reused). Returns 0
+ * when it holds it with that SHA-256 or not at all, 1 when it held it
+ * as the previous version and removed it (a switch without it, as crash-safe
+ * as any), -EBUSY (with a reason) when that stale version is the active one
+ * (it is never removed), or another negative code.
+ */
+int imgstore_drop_stale(struct imgstore *s, uint64_t image, uint64_t version,
+                        const char *sha256_hex, char *err, size_t errsz);
+/*
  * The active version of image: its id in *version and, when path is not
  * NULL, the path of its disk.raw (images/<image>/v<version>/disk.raw: name
  * this one, not active/disk.raw, in anything that outlives a switch, such as

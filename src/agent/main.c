@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -18,7 +19,7 @@
 #include "parse.h"
 
 /* The one thing a signal handler may touch; agent_run polls it. */
-static volatile int main_stop;
+static volatile sig_atomic_t main_stop;
 
 static void main_on_signal(int sig)
 {
@@ -217,6 +218,15 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = agent_run(&c, &main_stop, err, sizeof(err));
+	if (rc == AGENT_RUN_LEFT) {
+		/*
+		 * Command threads that did not stop still use the agent's state, c
+		 * and libcurl: no cleanup, no return from main (which would free c
+		 * and run atexit handlers under them).
+		 */
+		log_info("stopped");
+		_exit(0);
+	}
 	curl_global_cleanup();
 	if (rc < 0) {
 		log_error("%s", err);

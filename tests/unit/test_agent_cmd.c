@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "agent.h"
+#include "sha256.h"
 
 #define H64 "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF"
 
@@ -112,7 +114,8 @@ static void test_commands(void **state)
 	assert_int_equal(json_array_size(cmds), 5);
 	assert_int_equal(acmd_parse(json_array_get(cmds, 0), &c, err, sizeof(err)), 0);
 	assert_int_equal(c.kind, ACMD_ROLLBACK);
-	assert_int_equal(c.u.image_id, 3);
+	assert_int_equal(c.u.rb.image_id, 3);
+	assert_int_equal(c.u.rb.from_version, 0);
 	assert_int_equal(acmd_parse(json_array_get(cmds, 1), &c, err, sizeof(err)), 0);
 	assert_int_equal(c.kind, ACMD_CANCEL);
 	assert_int_equal(c.u.target, 91);
@@ -136,6 +139,181 @@ static void test_commands(void **state)
 	assert_int_equal(acmd_parse(noid, &c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "id: missing"));
 	json_decref(noid);
+}
+
+/* A rollback's from_version: optional, but when given an id; and when it applies. */
+static void test_rollback(void **state)
+{
+	(void)state;
+	struct acmd c;
+	char err[256];
+	json_t *j = json_pack("{s:i, s:s, s:{s:i, s:i}}", "id", 5, "kind", "rollback", "args",
+	                      "image_id", 3, "from_version", 9);
+	assert_int_equal(acmd_parse(j, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.u.rb.image_id, 3);
+	assert_int_equal(c.u.rb.from_version, 9);
+	json_decref(j);
+	static const char *const bad[] = {"\"9\"", "0", "-1", "null", "1.5"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text),
+		         "{\"id\": 5, \"kind\": \"rollback\", \"args\": {\"image_id\": 3, "
+		         "\"from_version\": %s}}",
+		         bad[i]);
+		j = json_loads(text, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(acmd_parse(j, &c, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "from_version"));
+		json_decref(j);
+	}
+	/* Without from_version it always switches; with it only while it is active. */
+	struct acmd_rollback any = {3, 0}, from9 = {3, 9};
+	assert_true(acmd_rollback_applies(&any, 0));
+	assert_true(acmd_rollback_applies(&any, 4));
+	assert_true(acmd_rollback_applies(&from9, 9));
+	assert_false(acmd_rollback_applies(&from9, 8)); /* the rollback happened already */
+	assert_false(acmd_rollback_applies(&from9, 0));
+}
+
+/* The poll's all=1 on the first poll and after a failure; the pause after nothing new. */
+static void test_poller(void **state)
+{
+	(void)state;
+	struct acmd_poller p;
+	char path[96];
+	acmd_poller_init(&p);
+	assert_int_equal(acmd_poller_path(&p, 25, path, sizeof(path)), 0);
+	assert_string_equal(path, "/api/v1/agent/poll?wait=25&all=1");
+	/* An answer with something new: the next poll at once, without all. */
+	assert_int_equal(acmd_poller_done(&p, true, 2, 10), 0);
+	assert_int_equal(acmd_poller_path(&p, 25, path, sizeof(path)), 0);
+	assert_string_equal(path, "/api/v1/agent/poll?wait=25");
+	/* Nothing new, at once: a 1 s pause; nothing new after a long wait: none. */
+	assert_int_equal(acmd_poller_done(&p, true, 0, 999), 1000);
+	assert_int_equal(acmd_poller_done(&p, true, 0, 1000), 0);
+	assert_int_equal(acmd_poller_done(&p, true, 0, 25000), 0);
+	assert_int_equal(acmd_poller_done(&p, true, 1, 0), 0);
+	assert_int_equal(acmd_poller_path(&p, 25, path, sizeof(path)), 0);
+	assert_string_equal(path, "/api/v1/agent/poll?wait=25");
+	/* A failed poll (reconnect): all=1 once, then not again. */
+	assert_int_equal(acmd_poller_done(&p, false, 0, 5), 0);
+	assert_int_equal(acmd_poller_path(&p, 7, path, sizeof(path)), 0);
+	assert_string_equal(path, "/api/v1/agent/poll?wait=7&all=1");
+	assert_int_equal(acmd_poller_done(&p, true, 0, 2000), 0);
+	assert_int_equal(acmd_poller_path(&p, 7, path, sizeof(path)), 0);
+	assert_string_equal(path, "/api/v1/agent/poll?wait=7");
+	assert_int_equal(acmd_poller_path(&p, 7, path, 10), -ENOSPC);
+
+	/* A listed command: unknown or stranded (neither running nor finished) runs. */
+	assert_int_equal(acmd_listed_action(false, false, false), ACMD_LISTED_RUN);
+	assert_int_equal(acmd_listed_action(true, false, false), ACMD_LISTED_RUN);
+	assert_int_equal(acmd_listed_action(true, true, false), ACMD_LISTED_IGNORE);
+	assert_int_equal(acmd_listed_action(true, true, true), ACMD_LISTED_IGNORE);
+	assert_int_equal(acmd_listed_action(true, false, true), ACMD_LISTED_REPOST);
+}
+
+/* A receive's name: 64 bytes at most, multi-byte UTF-8 included. */
+static void test_receive_name(void **state)
+{
+	(void)state;
+	struct acmd_receive r;
+	char err[256], name[80];
+	json_t *a = good_args();
+	/* "12:", 29 two-byte "é" and one three-byte "€": 3 + 58 + 3 = 64 bytes. */
+	size_t n = 0;
+	memcpy(name, "12:", 3);
+	n = 3;
+	for (int i = 0; i < 29; i++) {
+		name[n++] = (char)0xc3;
+		name[n++] = (char)0xa9;
+	}
+	memcpy(name + n, "\xe2\x82\xac", 3); /* U+20AC */
+	n += 3;
+	name[n] = '\0';
+	assert_int_equal(n, 64);
+	json_object_set_new(a, "name", json_string(name));
+	assert_int_equal(acmd_receive_parse(a, &r, err, sizeof(err)), 0);
+	assert_int_equal(strlen(r.name), 64);
+	assert_memory_equal(r.name, name, 65);
+	/* One more byte is refused. */
+	name[n++] = 'x';
+	name[n] = '\0';
+	json_object_set_new(a, "name", json_string(name));
+	assert_int_equal(acmd_receive_parse(a, &r, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "name"));
+	json_decref(a);
+}
+
+/* Could not start: retryable only when transient. */
+static void test_start_retryable(void **state)
+{
+	(void)state;
+	assert_true(acmd_start_retryable(-EAGAIN));
+	assert_true(acmd_start_retryable(-EBUSY));
+	assert_true(acmd_start_retryable(-EADDRINUSE));
+	assert_true(acmd_start_retryable(-ENOBUFS));
+	assert_false(acmd_start_retryable(-EINVAL));
+	assert_false(acmd_start_retryable(-ENODEV));
+	assert_false(acmd_start_retryable(-EPERM));
+	assert_false(acmd_start_retryable(-ENOENT));
+	assert_false(acmd_start_retryable(0));
+}
+
+/* Puts version `version` of image 1 with bytes `fillc` into the store and makes it active. */
+static void store_deploy(struct imgstore *st, uint64_t version, char fillc, char hex[65])
+{
+	uint8_t buf[4096], d[32];
+	struct imgstore_rx *rx = NULL;
+	struct imgstore_rx_info in;
+	char err[256];
+	memset(buf, fillc, sizeof(buf));
+	sha256_buf(buf, sizeof(buf), d);
+	sha256_hex(d, hex);
+	assert_int_equal(
+	    imgstore_prepare(st, 1, version, hex, sizeof(buf), NULL, &rx, err, sizeof(err)), 0);
+	imgstore_rx_info(rx, &in);
+	FILE *f = fopen(in.output, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, sizeof(buf), f), sizeof(buf));
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(imgstore_commit(rx, IMGSTORE_VERIFY, err, sizeof(err)), 0);
+}
+
+/* A stored version whose SHA-256 is not the command's is not "current". */
+static void test_drop_stale(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_agent_cmd.XXXXXX", err[256], h1[65], h2[65], path[512];
+	const char *other = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+	struct imgstore *st = NULL;
+	struct stat sb;
+	uint64_t v;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(imgstore_open(dir, NULL, &st, err, sizeof(err)), 0);
+	store_deploy(st, 1, 'a', h1);
+	store_deploy(st, 2, 'b', h2);
+	/* Not held, or held with the same bytes: nothing to do. */
+	assert_int_equal(imgstore_drop_stale(st, 1, 5, other, err, sizeof(err)), 0);
+	assert_int_equal(imgstore_drop_stale(st, 1, 1, h1, err, sizeof(err)), 0);
+	assert_int_equal(imgstore_drop_stale(st, 1, 2, h2, err, sizeof(err)), 0);
+	/* The active one with other bytes: never removed. */
+	assert_int_equal(imgstore_drop_stale(st, 1, 2, other, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "active version 2"));
+	assert_int_equal(imgstore_active(st, 1, &v, NULL, 0), 0);
+	assert_int_equal(v, 2);
+	/* The previous one with other bytes: removed, so that it is received anew. */
+	snprintf(path, sizeof(path), "%s/images/1/v1", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(imgstore_drop_stale(st, 1, 1, other, err, sizeof(err)), 1);
+	assert_int_not_equal(stat(path, &sb), 0);
+	assert_int_equal(imgstore_active(st, 1, &v, NULL, 0), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(imgstore_rollback(st, 1, err, sizeof(err)), -ENOENT);
+	assert_int_equal(imgstore_drop_stale(st, 1, 1, "xyz", err, sizeof(err)), -EINVAL);
+	imgstore_free(st);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void test_bcast(void **state)
@@ -245,8 +423,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_receive_args), cmocka_unit_test(test_commands),
-	    cmocka_unit_test(test_bcast),        cmocka_unit_test(test_backoff),
-	    cmocka_unit_test(test_inventory),
+	    cmocka_unit_test(test_rollback),     cmocka_unit_test(test_poller),
+	    cmocka_unit_test(test_receive_name), cmocka_unit_test(test_start_retryable),
+	    cmocka_unit_test(test_drop_stale),   cmocka_unit_test(test_bcast),
+	    cmocka_unit_test(test_backoff),      cmocka_unit_test(test_inventory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,10 +140,108 @@ static void test_precedence(void **state)
 	assert_int_equal(acfg_resolve(&flags, NULL, NULL, &out, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "enroll_token"));
 
+	/* http:// only with insecure (the file above sets it). */
+	acfg_free(&flags);
+	memset(&flags, 0, sizeof(flags));
+	flags.server = strdup("http://plain:1");
+	assert_int_equal(acfg_resolve(&flags, NULL, NULL, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "clear text"));
+	assert_int_equal(acfg_resolve(&flags, &file, NULL, &out, err, sizeof(err)), 0);
+	assert_string_equal(out.server, "http://plain:1");
+	assert_int_equal(out.server_src, ACFG_SRC_FLAG);
+	acfg_free(&out);
+	flags.insecure = 1;
+	assert_int_equal(acfg_resolve(&flags, NULL, NULL, &out, err, sizeof(err)), 0);
+	acfg_free(&out);
+
 	/* Unknown keys in the file are errors. */
 	struct acfg bad;
 	assert_int_equal(
 	    acfg_load_string("t.conf", "[agent]\nservre = x\n", &bad, err, sizeof(err)), -EINVAL);
+	acfg_free(&flags);
+	acfg_free(&file);
+	acfg_kcmd_free(&k);
+}
+
+/* Once enrolled, the credential's server wins over the file and the kernel, not over --server. */
+static void test_server_pick(void **state)
+{
+	(void)state;
+	struct acfg flags = {0}, file = {0}, out;
+	struct acfg_kcmd k = {0};
+	char err[256], warn[256];
+	const char *srv;
+	const char *cred = "https://enrolled:8443";
+
+	/* Not enrolled: whatever the settings say; nothing at all is an error. */
+	assert_int_equal(acfg_resolve(NULL, NULL, NULL, &out, err, sizeof(err)), 0);
+	assert_int_equal(acfg_server_pick(&out, NULL, &srv, warn, sizeof(warn), err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "no server"));
+	/* Enrolled, nothing configured: the credential's, no warning. */
+	assert_int_equal(acfg_server_pick(&out, cred, &srv, warn, sizeof(warn), err, sizeof(err)),
+	                 0);
+	assert_string_equal(srv, cred);
+	assert_string_equal(warn, "");
+	acfg_free(&out);
+
+	/* The kernel command line's differs: ignored, with a warning. */
+	const char *kc = "ml.server=https://kernel:1";
+	assert_int_equal(acfg_cmdline_parse(kc, strlen(kc), &k, err, sizeof(err)), 0);
+	assert_int_equal(acfg_resolve(NULL, NULL, &k, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.server_src, ACFG_SRC_KERNEL);
+	assert_int_equal(acfg_server_pick(&out, NULL, &srv, warn, sizeof(warn), err, sizeof(err)),
+	                 0);
+	assert_string_equal(srv, "https://kernel:1"); /* not enrolled yet: it is the one */
+	assert_int_equal(acfg_server_pick(&out, cred, &srv, warn, sizeof(warn), err, sizeof(err)),
+	                 0);
+	assert_string_equal(srv, cred);
+	assert_non_null(strstr(warn, "kernel command line is ignored"));
+	acfg_free(&out);
+
+	/* The config file's differs: ignored too. */
+	assert_int_equal(acfg_load_string("t.conf", "[agent]\nserver = https://file:1\n", &file,
+	                                  err, sizeof(err)),
+	                 0);
+	assert_int_equal(acfg_resolve(NULL, &file, &k, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.server_src, ACFG_SRC_FILE);
+	assert_int_equal(acfg_server_pick(&out, cred, &srv, warn, sizeof(warn), err, sizeof(err)),
+	                 0);
+	assert_string_equal(srv, cred);
+	assert_non_null(strstr(warn, "config file is ignored"));
+	acfg_free(&out);
+
+	/* The same URL as the credential: no warning. */
+	flags.server = strdup(cred);
+	assert_int_equal(acfg_resolve(&flags, &file, &k, &out, err, sizeof(err)), 0);
+	assert_int_equal(acfg_server_pick(&out, cred, &srv, warn, sizeof(warn), err, sizeof(err)),
+	                 0);
+	assert_string_equal(warn, "");
+	acfg_free(&out);
+
+	/* --server overrides it, with a warning. */
+	free(flags.server);
+	flags.server = strdup("https://moved:1");
+	assert_int_equal(acfg_resolve(&flags, &file, &k, &out, err, sizeof(err)), 0);
+	assert_int_equal(acfg_server_pick(&out, cred, &srv, warn, sizeof(warn), err, sizeof(err)),
+	                 0);
+	assert_string_equal(srv, "https://moved:1");
+	assert_non_null(strstr(warn, "overrides"));
+	acfg_free(&out);
+
+	/* A credential enrolled over http:// is refused without insecure. */
+	free(flags.server);
+	flags.server = NULL;
+	assert_int_equal(acfg_resolve(&flags, NULL, NULL, &out, err, sizeof(err)), 0);
+	assert_int_equal(acfg_server_pick(&out, "http://enrolled:80", &srv, warn, sizeof(warn), err,
+	                                  sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "https://"));
+	out.insecure = 1;
+	assert_int_equal(acfg_server_pick(&out, "http://enrolled:80", &srv, warn, sizeof(warn), err,
+	                                  sizeof(err)),
+	                 0);
+	acfg_free(&out);
 	acfg_free(&flags);
 	acfg_free(&file);
 	acfg_kcmd_free(&k);
@@ -215,6 +313,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cmdline),
 	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test(test_server_pick),
 	    cmocka_unit_test(test_cred),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
