@@ -155,8 +155,13 @@ static int runs_cancel(struct req *r)
 			return req_internal(r);
 	}
 	if (strcmp(state, "running") == 0 || rc == 0) {
+		/* A run not executing here is about to end (or be ended at start): say so. */
+		if (!runner_cancel(r->srv, id))
+			return req_conflict(r, NULL,
+			                    "run %lld is ending; look at it again in a moment",
+			                    (long long)id);
+		/* A record that a user asked, whatever the run's end says. */
 		store_exec(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?", "i", id);
-		runner_cancel(r->srv, id);
 	}
 	audit_add(r, "cancel", "run", id, "cancel run %lld (%s)", (long long)id, state);
 	bool found;

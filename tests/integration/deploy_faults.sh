@@ -7,7 +7,9 @@
 #   2. mlserver killed (SIGKILL) in the middle of a run and started again:
 #      the run ends failed ("mlserver stopped during the run"), no machine is
 #      left waiting or receiving; a retry of the run completes;
-#   3. Wake-on-LAN seen in the targets' own namespaces: a machine in the
+#   3. a run cancelled while it sends (mlctl run cancel): it ends cancelled,
+#      the machines keep their active version; its retry completes;
+#   4. Wake-on-LAN seen in the targets' own namespaces: a machine in the
 #      server's subnet gets the packets straight from the server; a machine
 #      in another subnet, behind a router that drops directed broadcasts,
 #      gets them from the awake agent of its subnet (the relay), an agent
@@ -103,7 +105,32 @@ for m in pc1 pc2; do
     eq "$(sha256sum "$DL_W/agent-$m/images/$IMG/v$V2/disk.raw" | cut -d' ' -f1)" "$SHA2"
 done
 
-echo "== 3. Wake-on-LAN, direct and relayed"
+echo "== 3. a run cancelled while it sends (mlctl run cancel), then retried"
+dl_change_chunks "$DL_W/v2.img" "$DL_W/v3.img" 20 40
+dl_image "$DL_W/v3.img" lab
+V3=$DL_VERSION
+SHA3=$(sha256sum "$DL_W/v3.img" | cut -d' ' -f1)
+dl_deploy cancelme "$V3" "{\"machines\": [$PC1, $PC2]}" '{"rate_mbps": 20, "wait_s": 30}'
+RUN4=$DL_RUN
+check "pc1 receives version 3" wait_chunks "$RUN4" pc1 10 120
+check "mlctl run cancel" dl_ctl run cancel "$RUN4"
+dl_wait_run "$RUN4" 60
+R=$DL_RUNJSON
+check "the run ended cancelled" eq "$(jq -r .state <<<"$R")" cancelled
+check "its machines are cancelled" eq "$(jq -c '[.targets[].state] | unique' <<<"$R")" '["cancelled"]'
+set +e; dl_ctl run cancel "$RUN4" >/dev/null 2>&1; rc=$?; set -e
+check "a second cancel is refused (the run has ended)" eq "$rc" 1
+for m in pc1 pc2; do check "$m keeps version 2 active" eq "$(dl_active "$m" "$IMG")" "$V2"; done
+N=$(dl_api POST "/runs/$RUN4/retry")
+dl_wait_run "$(jq -r .id <<<"$N")" 300
+R=$DL_RUNJSON
+check "the retry of the cancelled run is done" eq "$(jq -r .state <<<"$R")" done
+for m in pc1 pc2; do
+  check "$m: version 3 byte for byte" \
+    eq "$(sha256sum "$DL_W/agent-$m/images/$IMG/v$V3/disk.raw" | cut -d' ' -f1)" "$SHA3"
+done
+
+echo "== 4. Wake-on-LAN, direct and relayed"
 # A far subnet, 10.98.0.0/24, behind a router (10.99.0.254 / 10.98.0.1) that
 # does not forward directed broadcasts: "far" runs an awake agent, "sleep2"
 # is asleep (only a listener on UDP 9). In the lab subnet, c3 is asleep.
