@@ -300,6 +300,9 @@ static void start_local(struct rx *r, uint64_t now_ms)
 	log_info("manifest: %u chunks (%u zero), %llu bytes", r->m.chunk_count,
 	         r->m.chunk_count - r->nonzero, (unsigned long long)r->m.image_size);
 	r->phase = RX_SEED;
+	/* Tell the sender at once, so that it stops repeating the manifest for us. */
+	if (r->welcomed)
+		send_status(r, now_ms);
 	if (r->jr_resumed) {
 		/*
 		 * Chunks written before the stop but not yet journaled are in the

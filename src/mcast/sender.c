@@ -335,6 +335,14 @@ static void on_status(struct snd *s, const struct mc_status *st, uint64_t now_ms
 	}
 	if (finished(r))
 		return;
+	/*
+	 * Past MC_R_MANIFEST it holds the manifest: stop repeating it for this
+	 * receiver now, not only at its NEED, which a receiver hashing a large
+	 * seed sends only after seconds (the repeats cost a few % of the
+	 * image's size on the wire in a small update).
+	 */
+	if (st->state >= MC_R_SEEDING)
+		r->have_manifest = true;
 	if (st->state >= MC_R_RECEIVING && r->ready)
 		r->v.state = MC_V_RECEIVING;
 	if (st->state != MC_R_RECEIVING)
