@@ -14,7 +14,10 @@
 #   3. pc4's agent is down (the server sees it offline): pc4 missing (woken directly), pc1..pc3 done,
 #      the run failed with the count, the mail says missing;
 #   4. rollback of run 3: pc1..pc3 are back on version 2;
-#   5. pc3's credential is revoked: its agent is cut off (401, logged), it
+#   5. a deployment of the version the machines have active, then of the
+#      previous one they keep: "already current", nothing multicast, the
+#      previous one made active;
+#   6. pc3's credential is revoked: its agent is cut off (401, logged), it
 #      gets no command, and a deployment to it reports it missing while its
 #      store stays as it was.
 #
@@ -147,7 +150,22 @@ for id in $(jq -r '.commands[].id' <<<"$C"); do
   check "rollback command $id done" eq "$(dl_api GET "/commands/$id" | jq -r .state)" done
 done
 
-echo "== 5. a revoked credential"
+echo "== 5. versions the machines hold already"
+# pc1 and pc2: version 2 active (after the rollback), version 3 previous.
+dl_deploy again2 "$V2" "{\"machines\": [${P[0]}, ${P[1]}]}" '{"wait_s": 25}'
+dl_wait_run "$DL_RUN" 120
+R=$DL_RUNJSON
+check "a deployment of the active version: done" eq "$(jq -r .state <<<"$R")" done
+check "both machines already current" eq "$(jq .totals.current <<<"$R")" 2
+check "nothing was multicast" eq "$(jq .sent_bytes <<<"$R")" 0
+dl_deploy again3 "$V3" "{\"machines\": [${P[0]}, ${P[1]}]}" '{"wait_s": 25}'
+dl_wait_run "$DL_RUN" 120
+R=$DL_RUNJSON
+check "a deployment of the kept previous version: both current" eq "$(jq .totals.current <<<"$R")" 2
+check "nothing was multicast for it either" eq "$(jq .sent_bytes <<<"$R")" 0
+for i in 1 2; do check "pc$i: version 3 active again" eq "$(dl_active "pc$i" "$IMG")" "$V3"; done
+
+echo "== 6. a revoked credential"
 PC3=$(dl_machine_id pc3)
 dl_api DELETE "/agents/$PC3" >/dev/null
 check "revoke answers 204" eq "$(dl_status)" 204
