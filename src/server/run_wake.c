@@ -96,9 +96,8 @@ static void wake_mark(struct run_ctx *c, struct run_target *t, const char *how)
 {
 	if (strstr(t->woken, how))
 		return;
-	if (*t->woken)
-		strncat(t->woken, "+", sizeof(t->woken) - strlen(t->woken) - 1);
-	strncat(t->woken, how, sizeof(t->woken) - strlen(t->woken) - 1);
+	size_t n = strlen(t->woken);
+	snprintf(t->woken + n, sizeof(t->woken) - n, "%s%s", n ? "+" : "", how);
 	run_target_save(c, t);
 }
 
