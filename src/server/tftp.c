@@ -296,6 +296,9 @@ static void tftp_on_request(struct tftp *t, const uint8_t *pkt, size_t len,
 	uint16_t code;
 	const char *why;
 	char pname[64], name[100];
+	/* An ERROR is never answered, so two confused peers cannot loop. */
+	if (len >= 2 && pkt[0] == 0 && pkt[1] == TFTP_OP_ERROR)
+		return;
 	tftp_peer_name(peer, plen, pname, sizeof(pname));
 	if (tftp_parse_request(pkt, len, &t->lim, &req, &code, &why) < 0) {
 		log_info("tftp: %s: bad request: %s", pname, why);
@@ -355,6 +358,13 @@ static void tftp_on_request(struct tftp *t, const uint8_t *pkt, size_t len,
 		return;
 	}
 	x->size = (uint64_t)st.st_size;
+	/*
+	 * curl refuses an OACK with "tsize 0" as invalid; leaving tsize out
+	 * of the answer for an empty file is allowed (RFC 2347: the server
+	 * may omit an option) and every client then just reads the data.
+	 */
+	if (x->size == 0)
+		req.opts &= ~TFTP_OPT_TSIZE;
 	x->blksize = req.blksize;
 	x->window = req.windowsize;
 	x->total = x->size / x->blksize + 1;
