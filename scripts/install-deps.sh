@@ -44,6 +44,9 @@ PACKAGES=(
 	# JSON on the command line: the end-to-end deployment tests and the demo
 	# read the API's answers with jq.
 	jq curl
+	# Real TFTP clients for tests/integration/tftp.sh (curl also speaks TFTP):
+	# tftp-hpa's tftp and atftp (blksize, tsize and windowsize options).
+	tftp-hpa atftp
 )
 
 check_only=0

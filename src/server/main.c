@@ -28,6 +28,7 @@
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "tftp.h"
 #include "tls.h"
 
 static volatile sig_atomic_t main_stop;
@@ -434,6 +435,10 @@ int main(int argc, char **argv)
 			log_warn("cannot write the port to %s", portfile);
 	}
 
+	/* Network boot's TFTP server (docs/tftp.md), when [tftp] enabled is on. */
+	if (tftp_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
+
 	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
 	if (sched_start(&srv, err, sizeof(err)) < 0)
 		goto fail;
@@ -461,6 +466,7 @@ out:
 	 * scheduler; with both stopped, nothing calls the runner, whose
 	 * executing runs end failed; then the imports stop and record it.
 	 */
+	tftp_stop(&srv);
 	http_stop(srv.http);
 	sched_stop(&srv);
 	runner_stop(&srv);

@@ -67,6 +67,14 @@ struct srvconf {
 	uint64_t runner_rounds;    /* sessions per run for machines that fell out */
 	uint64_t runner_ready_ms;  /* wait for agents to answer a receive command */
 	uint64_t runner_finish_ms; /* wait for agents' results after a session */
+	/* [tftp] (tftp.h, docs/tftp.md) */
+	int tftp_enabled;             /* serve [tftp] root read-only over TFTP */
+	char *tftp_listen;            /* "ADDR:PORT" */
+	char *tftp_root;              /* "": data_dir/tftp */
+	uint64_t tftp_blksize_max;    /* clamp of the blksize option */
+	uint64_t tftp_windowsize_max; /* clamp of the windowsize option */
+	uint64_t tftp_timeout_ms;     /* first retransmission timeout */
+	uint64_t tftp_retries;        /* retransmissions before a transfer is dropped */
 };
 
 /* Defaults for every setting, then the file (missing default file is fine). */
@@ -95,6 +103,7 @@ struct library;
 struct sched;
 struct agentq;
 struct runner;
+struct tftp;
 
 struct srv {
 	struct srvconf conf;
@@ -104,6 +113,7 @@ struct srv {
 	struct sched *sched;
 	struct agentq *agentq;
 	struct runner *runner;
+	struct tftp *tftp;
 	char fingerprint[96]; /* SHA-256 of the TLS certificate, hex with colons */
 	volatile int stop;
 };

@@ -113,6 +113,21 @@ static const struct conf_key srvconf_keys[] = {
       "how long agents have to answer a receive command before the session starts"),
     K("runner", "finish_wait", CONF_DURATION_MS, runner_finish_ms, 1000, 3600000,
       "how long agents have to verify, switch and report after a session"),
+    K("tftp", "enabled", CONF_BOOL, tftp_enabled, 0, 1,
+      "serve root read-only over TFTP for network boot (docs/tftp.md)"),
+    K("tftp", "listen", CONF_STR, tftp_listen, 0, 0,
+      "address and UDP port of TFTP requests (ADDR:PORT; ports below 1024 need root or "
+      "CAP_NET_BIND_SERVICE)"),
+    K("tftp", "root", CONF_STR, tftp_root, 0, 0,
+      "directory served; nothing outside it is ever read; empty: DATA_DIR/tftp"),
+    K("tftp", "blksize_max", CONF_UINT, tftp_blksize_max, 8, 65464,
+      "largest block size granted to a client's blksize option (1468 fits Ethernet)"),
+    K("tftp", "windowsize_max", CONF_UINT, tftp_windowsize_max, 1, 65535,
+      "largest window granted to a client's windowsize option (RFC 7440)"),
+    K("tftp", "timeout", CONF_DURATION_MS, tftp_timeout_ms, 100, 255000,
+      "first retransmission timeout, doubled at each retry, unless the client sets one"),
+    K("tftp", "retries", CONF_UINT, tftp_retries, 1, 50,
+      "retransmissions without an answer before a transfer is dropped"),
 };
 
 #define NKEYS (sizeof(srvconf_keys) / sizeof(srvconf_keys[0]))
@@ -174,6 +189,13 @@ void srvconf_defaults(struct srvconf *c)
 	c->runner_rounds = 3;
 	c->runner_ready_ms = 30000;
 	c->runner_finish_ms = 120000;
+	c->tftp_enabled = 0;
+	srvconf_set_str(&c->tftp_listen, "0.0.0.0:69");
+	srvconf_set_str(&c->tftp_root, "");
+	c->tftp_blksize_max = 1468;
+	c->tftp_windowsize_max = 64;
+	c->tftp_timeout_ms = 1000;
+	c->tftp_retries = 5;
 }
 
 int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, size_t errsz)
@@ -238,6 +260,10 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 	}
 	if (!strchr(c->listen, ':')) {
 		snprintf(err, errsz, "[server] listen: '%s' is not ADDR:PORT", c->listen);
+		return -EINVAL;
+	}
+	if (!strchr(c->tftp_listen, ':')) {
+		snprintf(err, errsz, "[tftp] listen: '%.100s' is not ADDR:PORT", c->tftp_listen);
 		return -EINVAL;
 	}
 	if (strlen(c->wol_interface) >= IF_NAMESIZE || strpbrk(c->wol_interface, "/ \t")) {
