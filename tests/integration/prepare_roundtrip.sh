@@ -138,9 +138,13 @@ expect_exit 1 "not a prepared store" "unpack of a non-store -> exit 1" \
 	"$MLCAST" unpack "$TMP" "$TMP/out-x"
 expect_exit 1 "no manifest" "info of a non-store -> exit 1" "$MLCAST" info "$TMP"
 
-# A corrupted store: one flipped byte in the data file must be caught.
+# A corrupted store: one flipped byte in the data file must be caught. The
+# byte is inverted, not overwritten with a constant: the data is random, and
+# a constant equal to the byte already there (1 run in 256) changed nothing.
 cp -r "$TMP/store-raw" "$TMP/store-bad"
-printf '\x5a' | dd of="$TMP/store-bad/data" bs=1 seek=12345 conv=notrunc status=none
+orig=$(od -An -tu1 -j 12345 -N 1 "$TMP/store-bad/data" | tr -d ' ')
+printf "\\$(printf '%03o' $((255 - orig)))" |
+	dd of="$TMP/store-bad/data" bs=1 seek=12345 conv=notrunc status=none
 expect_exit 1 "mismatch" "corrupted data -> unpack exit 1" \
 	"$MLCAST" unpack "$TMP/store-bad" "$TMP/out-bad"
 check "corrupted unpack leaves neither output nor .part" \
