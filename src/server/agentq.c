@@ -19,14 +19,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
 #include "auth.h"
 #include "log.h"
 #include "mtime.h"
 #include "req.h"
 #include "server.h"
-#include "sha256.h"
 #include "store.h"
 
 /* The timer's longest sleep, so that a stop never waits on it long. */
@@ -57,33 +54,11 @@ struct agentq {
 	size_t nseen, capseen;
 };
 
-int agentq_secret(const char *prefix, char out[AGENTQ_SECRET_LEN + 1], char hash[65])
-{
-	uint8_t rnd[32];
-	char hex[65];
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return -EIO;
-	sha256_hex(rnd, hex);
-	snprintf(out, AGENTQ_SECRET_LEN + 1, "%.4s%s", prefix, hex);
-	auth_token_hash(out, hash);
-	return 0;
-}
-
-bool agentq_secret_wellformed(const char *s, const char *prefix)
-{
-	if (!s || strlen(s) != AGENTQ_SECRET_LEN || strncmp(s, prefix, 4) != 0)
-		return false;
-	for (const char *p = s + 4; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
-}
-
 int agentq_cred_check(struct srv *srv, const char *token, int64_t *machine, int64_t *cred)
 {
 	char hash[65];
 	int ret = -EACCES;
-	if (!agentq_secret_wellformed(token, "mla_"))
+	if (!auth_secret_wellformed(token, "mla_"))
 		return -EACCES;
 	auth_token_hash(token, hash);
 	struct store_q *q = store_query(srv->store,

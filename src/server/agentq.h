@@ -65,15 +65,7 @@ bool agentq_online(struct srv *srv, int64_t machine);
 
 struct req;
 
-#define AGENTQ_SECRET_LEN 68 /* "mla_" or "mle_" + 64 hex */
-
-/*
- * A new secret: prefix ("mla_" or "mle_") and 64 random hex digits into
- * out, its SHA-256 hex (as stored) into hash. 0 or -EIO.
- */
-int agentq_secret(const char *prefix, char out[AGENTQ_SECRET_LEN + 1], char hash[65]);
-/* Is s prefix followed by exactly 64 lower-case hex digits? */
-bool agentq_secret_wellformed(const char *s, const char *prefix);
+/* Enrollment tokens ("mle_") and credentials ("mla_") are auth.h's secrets. */
 
 /*
  * Checks an agent credential ("mla_..."): 0 with its machine and

@@ -67,7 +67,7 @@ static int agent_use_token(struct store *s, const char *token, int64_t *tid, cha
 	char hash[65];
 	int64_t now = store_now();
 	int ret = -EACCES;
-	if (!agentq_secret_wellformed(token, "mle_"))
+	if (!auth_secret_wellformed(token, "mle_"))
 		return -EACCES;
 	auth_token_hash(token, hash);
 	struct store_q *q = store_query(s,
@@ -195,7 +195,7 @@ static int agent_enroll(struct req *r)
 	const char *token, *name = NULL, *hostname = NULL, *version = "";
 	json_t *macs = NULL, *ips = NULL;
 	int64_t tid = 0, mid = 0, cid;
-	char tname[128], cred[AGENTQ_SECRET_LEN + 1], hash[65], mname[MATCH_NAME_SIZE] = "";
+	char tname[128], cred[AUTH_SECRET_LEN + 1], hash[65], mname[MATCH_NAME_SIZE] = "";
 	bool registered = false;
 	/* Unknown keys are ignored: newer agents may send more. */
 	if (!json_is_object(r->body))
@@ -260,7 +260,7 @@ static int agent_enroll(struct req *r)
 	               "UPDATE agent_credentials SET revoked_at = ?, revoked_by_name = 'enroll'"
 	               " WHERE machine_id = ? AND revoked_at IS NULL",
 	               "ii", store_now(), mid) < 0 ||
-	    agentq_drop_machine(s, mid) < 0 || agentq_secret("mla_", cred, hash) < 0 ||
+	    agentq_drop_machine(s, mid) < 0 || auth_secret_new("mla_", cred, hash) < 0 ||
 	    store_insert(s, &cid,
 	                 "INSERT INTO agent_credentials (machine_id, hash, enroll_token_id,"
 	                 " created_at, last_addr, agent_version) VALUES (?, ?, ?, ?, ?, ?)"

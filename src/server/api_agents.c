@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "agentq.h"
+#include "auth.h"
 #include "api.h"
 #include "audit.h"
 #include "jv.h"
@@ -49,7 +50,7 @@ static int etokens_create(struct req *r)
 	const char *name, *expires = NULL;
 	int64_t max_uses = 0, id;
 	time_t exp = 0;
-	char tok[AGENTQ_SECRET_LEN + 1], hash[65], err[256];
+	char tok[AUTH_SECRET_LEN + 1], hash[65], err[256];
 	struct store *s = r->srv->store;
 	if (jv_object(r, keys) < 0 || jv_str(r, "name", JV_REQ, 1, 100, &name) < 0 ||
 	    jv_int(r, "max_uses", 0, 1, 1000000, &max_uses) < 0 ||
@@ -61,7 +62,7 @@ static int etokens_create(struct req *r)
 		if ((int64_t)exp <= store_now())
 			return req_bad(r, "expires", "expires is in the past");
 	}
-	if (agentq_secret("mle_", tok, hash) < 0)
+	if (auth_secret_new("mle_", tok, hash) < 0)
 		return req_internal(r);
 	if (store_begin(s) < 0)
 		return req_internal(r);

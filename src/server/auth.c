@@ -97,13 +97,9 @@ void auth_token_hash(const char *token, char hex[65])
 int auth_token_new(struct store *s, int64_t user_id, const char *kind, const char *name,
                    int64_t expires_at, char tok[AUTH_TOKEN_LEN + 1], int64_t *id)
 {
-	uint8_t rnd[32];
-	char hex[65], hash[65];
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+	char hash[65];
+	if (auth_secret_new("mlt_", tok, hash) < 0)
 		return -EIO;
-	sha256_hex(rnd, hex);
-	snprintf(tok, AUTH_TOKEN_LEN + 1, "mlt_%s", hex);
-	auth_token_hash(tok, hash);
 	static const char sql[] = "INSERT INTO tokens (user_id, kind, name, hash, created_at,"
 	                          " expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id";
 	/* A token that never expires has expires_at NULL. */
@@ -113,11 +109,23 @@ int auth_token_new(struct store *s, int64_t user_id, const char *kind, const cha
 	                    expires_at);
 }
 
-static bool auth_token_wellformed(const char *t)
+int auth_secret_new(const char *prefix, char out[AUTH_SECRET_LEN + 1], char hash[65])
 {
-	if (strlen(t) != AUTH_TOKEN_LEN || strncmp(t, "mlt_", 4) != 0)
+	uint8_t rnd[32];
+	char hex[65];
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -EIO;
+	sha256_hex(rnd, hex);
+	snprintf(out, AUTH_SECRET_LEN + 1, "%.4s%s", prefix, hex);
+	auth_token_hash(out, hash);
+	return 0;
+}
+
+bool auth_secret_wellformed(const char *s, const char *prefix)
+{
+	if (!s || strlen(s) != AUTH_SECRET_LEN || strncmp(s, prefix, 4) != 0)
 		return false;
-	for (const char *p = t + 4; *p; p++)
+	for (const char *p = s + 4; *p; p++)
 		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
 			return false;
 	return true;
@@ -127,7 +135,7 @@ int auth_token_check(struct store *s, const char *token, struct req_user *u)
 {
 	char hash[65];
 	int ret = -EACCES;
-	if (!auth_token_wellformed(token))
+	if (!auth_secret_wellformed(token, "mlt_"))
 		return -EACCES;
 	auth_token_hash(token, hash);
 	int64_t now = store_now(), last = 0, tid = 0;

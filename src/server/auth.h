@@ -9,14 +9,18 @@
 #ifndef ML_AUTH_H
 #define ML_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct store;
 struct req_user;
 
-#define AUTH_TOKEN_LEN 68 /* "mlt_" + 64 hex */
-#define AUTH_HASH_MAX 128 /* encoded argon2id hash */
+/* Every bearer secret: a 4-byte prefix ("mlt_" user token, "mle_" enrollment token, "mla_" agent
+ * credential) + 64 hex. */
+#define AUTH_SECRET_LEN 68
+#define AUTH_TOKEN_LEN AUTH_SECRET_LEN /* "mlt_" + 64 hex */
+#define AUTH_HASH_MAX 128              /* encoded argon2id hash */
 #define AUTH_PASSWORD_MIN 8
 #define AUTH_PASSWORD_MAX 1024
 
@@ -48,5 +52,14 @@ int auth_token_check(struct store *s, const char *token, struct req_user *u);
 
 /* The SHA-256 hex of a token, as stored. */
 void auth_token_hash(const char *token, char hex[65]);
+
+/*
+ * A new bearer secret: prefix (4 bytes: "mlt_", "mle_", "mla_") and 64
+ * random hex digits into out, its SHA-256 hex (as stored) into hash.
+ * 0 or -EIO.
+ */
+int auth_secret_new(const char *prefix, char out[AUTH_SECRET_LEN + 1], char hash[65]);
+/* Is s prefix followed by exactly 64 lower-case hex digits? */
+bool auth_secret_wellformed(const char *s, const char *prefix);
 
 #endif

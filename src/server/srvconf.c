@@ -223,6 +223,16 @@ int srvconf_set(struct srvconf *c, const char *assign, char *err, size_t errsz)
 	return conf_load_string("--set", text, srvconf_keys, NKEYS, c, err, errsz);
 }
 
+/* An "interface" setting: empty, or something that can be a network interface's name. */
+static int srvconf_check_ifname(const char *section, const char *v, char *err, size_t errsz)
+{
+	if (strlen(v) < IF_NAMESIZE && !strpbrk(v, "/ \t"))
+		return 0;
+	snprintf(err, errsz, "[%s] interface: '%.100s' is not a network interface name", section,
+	         v);
+	return -EINVAL;
+}
+
 int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 {
 	enum log_level lvl;
@@ -266,16 +276,9 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 		snprintf(err, errsz, "[tftp] listen: '%.100s' is not ADDR:PORT", c->tftp_listen);
 		return -EINVAL;
 	}
-	if (strlen(c->wol_interface) >= IF_NAMESIZE || strpbrk(c->wol_interface, "/ \t")) {
-		snprintf(err, errsz, "[wol] interface: '%.100s' is not a network interface name",
-		         c->wol_interface);
+	if (srvconf_check_ifname("wol", c->wol_interface, err, errsz) < 0 ||
+	    srvconf_check_ifname("runner", c->runner_interface, err, errsz) < 0)
 		return -EINVAL;
-	}
-	if (strlen(c->runner_interface) >= IF_NAMESIZE || strpbrk(c->runner_interface, "/ \t")) {
-		snprintf(err, errsz, "[runner] interface: '%.100s' is not a network interface name",
-		         c->runner_interface);
-		return -EINVAL;
-	}
 	struct in_addr ga;
 	if (inet_pton(AF_INET, c->runner_group, &ga) != 1 || !IN_MULTICAST(ntohl(ga.s_addr))) {
 		snprintf(err, errsz, "[runner] group: '%.100s' is not an IPv4 multicast address",

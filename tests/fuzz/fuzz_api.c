@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct srv fz_srv;
 static char fz_token[AUTH_TOKEN_LEN + 1];
-static char fz_agent[AGENTQ_SECRET_LEN + 1];
+static char fz_agent[AUTH_SECRET_LEN + 1];
 
 static void fz_init(void)
 {
@@ -80,10 +80,10 @@ static void fz_init(void)
 	 * An agent of machine 1 with commands to report on, and an enrollment
 	 * token the seeds know: "mle_" and 64 times '1'.
 	 */
-	char hash[65], etok[AGENTQ_SECRET_LEN + 1];
+	char hash[65], etok[AUTH_SECRET_LEN + 1];
 	snprintf(etok, sizeof(etok), "mle_%064d", 0);
 	memset(etok + 4, '1', 64);
-	if (agentq_secret("mla_", fz_agent, hash) < 0 ||
+	if (auth_secret_new("mla_", fz_agent, hash) < 0 ||
 	    store_exec(fz_srv.store,
 	               "INSERT INTO agent_credentials (machine_id, hash, created_at)"
 	               " VALUES (1, ?, 0)",

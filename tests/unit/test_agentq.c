@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "agentq.h"
+#include "auth.h"
 #include "mtime.h"
 #include "req.h"
 #include "server.h"
@@ -347,14 +348,14 @@ static void test_online_touch(void **state)
 static void test_secrets(void **state)
 {
 	(void)state;
-	char s[AGENTQ_SECRET_LEN + 1], h[65];
-	assert_int_equal(agentq_secret("mla_", s, h), 0);
-	assert_true(agentq_secret_wellformed(s, "mla_"));
-	assert_false(agentq_secret_wellformed(s, "mle_"));
+	char s[AUTH_SECRET_LEN + 1], h[65];
+	assert_int_equal(auth_secret_new("mla_", s, h), 0);
+	assert_true(auth_secret_wellformed(s, "mla_"));
+	assert_false(auth_secret_wellformed(s, "mle_"));
 	assert_int_equal(strlen(h), 64);
 	s[10] = 'G';
-	assert_false(agentq_secret_wellformed(s, "mla_"));
-	assert_false(agentq_secret_wellformed("mla_00", "mla_"));
+	assert_false(auth_secret_wellformed(s, "mla_"));
+	assert_false(auth_secret_wellformed("mla_00", "mla_"));
 }
 
 int main(void)
