@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -179,4 +181,34 @@ int fio_clone_range(int src, uint64_t src_off, int dst, uint64_t dst_off, uint64
 			return -errno;
 	}
 	return 0;
+}
+
+int fio_open_beneath(int dirfd, const char *path, uint64_t *size)
+{
+	while (*path == '/')
+		path++;
+	if (*path == '\0')
+		return -ENOENT;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return -EACCES;
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	struct open_how how = {
+	    .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EISDIR;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
 }

@@ -47,4 +47,15 @@ int fio_write_file_atomic(const char *path, const void *p, size_t n, unsigned mo
  */
 int fio_clone_range(int src, uint64_t src_off, int dst, uint64_t dst_off, uint64_t n);
 
+/*
+ * Opens path (relative; leading slashes are skipped) read-only below the
+ * directory dirfd, for servers that hand out files of one tree (TFTP, HTTP
+ * boot). A ".." component is refused with -EACCES before anything is
+ * looked up, and the kernel (openat2 RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS)
+ * refuses with -EXDEV or -ELOOP any symbolic link that leads out. Only a
+ * regular file is opened (-EISDIR for anything else); an empty path is
+ * -ENOENT. On success the descriptor is returned and *size set.
+ */
+int fio_open_beneath(int dirfd, const char *path, uint64_t *size);
+
 #endif

@@ -16,13 +16,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
-#include <linux/openat2.h>
 #include <netinet/in.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "mtime.h"
 #include "server.h"
@@ -238,55 +237,33 @@ static void tftp_xfer_free(struct tftp_xfer *x)
  */
 static int tftp_open(struct tftp *t, const char *path, uint16_t *code, const char **msg)
 {
-	while (*path == '/')
-		path++;
-	if (*path == '\0') {
+	uint64_t size;
+	int fd = fio_open_beneath(t->rootfd, path, &size);
+	if (fd >= 0)
+		return fd;
+	*msg = NULL;
+	*code = TFTP_E_ACCESS;
+	switch (fd) {
+	case -ENOENT:
+	case -ENOTDIR:
 		*code = TFTP_E_NOTFOUND;
-		*msg = "no file name";
-		return -1;
-	}
-	for (const char *p = path; *p;) {
-		size_t n = strcspn(p, "/");
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			*code = TFTP_E_ACCESS;
-			*msg = "'..' in path refused";
-			return -1;
-		}
-		p += n;
-		while (*p == '/')
-			p++;
-	}
-	struct open_how how = {
-	    .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, t->rootfd, path, &how, sizeof(how));
-	if (fd < 0) {
-		switch (errno) {
-		case ENOENT:
-		case ENOTDIR:
-			*code = TFTP_E_NOTFOUND;
-			*msg = NULL;
-			break;
-		case EXDEV:
-		case ELOOP:
-			*code = TFTP_E_ACCESS;
-			*msg = "path leads outside the TFTP root";
-			break;
-		default:
-			*code = TFTP_E_ACCESS;
-			*msg = NULL;
-		}
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		*code = TFTP_E_ACCESS;
+		while (*path == '/')
+			path++;
+		if (*path == '\0')
+			*msg = "no file name";
+		break;
+	case -EACCES:
+		*msg = "'..' in path refused";
+		break;
+	case -EXDEV:
+	case -ELOOP:
+		*msg = "path leads outside the TFTP root";
+		break;
+	case -EISDIR:
 		*msg = "not a regular file";
-		return -1;
+		break;
 	}
-	return fd;
+	return -1;
 }
 
 static void tftp_on_request(struct tftp *t, const uint8_t *pkt, size_t len,
