@@ -17,7 +17,7 @@ static const struct api_route *const api_tables[] = {
     api_auth_routes,     api_users_routes,  api_tokens_routes,      api_audit_routes,
     api_machines_routes, api_groups_routes, api_criteria_routes,    api_images_routes,
     api_entries_routes,  api_rights_routes, api_deployments_routes, api_runs_routes,
-    api_agent_routes,    api_agents_routes,
+    api_agent_routes,    api_agents_routes, api_boot_routes,
 };
 
 #define API_NTABLES (sizeof(api_tables) / sizeof(api_tables[0]))

@@ -67,6 +67,7 @@ extern const struct api_route api_deployments_routes[];
 extern const struct api_route api_runs_routes[];
 extern const struct api_route api_agent_routes[];
 extern const struct api_route api_agents_routes[];
+extern const struct api_route api_boot_routes[];
 
 /*
  * A run as the API shows it (docs/api.md, "Runs"), for the deployments

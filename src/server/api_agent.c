@@ -15,6 +15,7 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "boot.h"
 #include "jv.h"
 #include "library.h"
 #include "log.h"
@@ -305,6 +306,7 @@ static const struct {
     {"data_dir", JSON_OBJECT},
     {"kvm", JSON_TRUE},
     {"images", JSON_ARRAY},
+    {"install", JSON_OBJECT},
 };
 
 static int agent_hello_check(struct req *r)
@@ -406,6 +408,10 @@ static int agent_hello(struct req *r)
 	}
 	if (store_commit(s) < 0)
 		return req_internal(r);
+	json_t *inst = json_object_get(r->body, "install");
+	if (inst && boot_install_reported(s, mid, inst))
+		audit_system(s, "update", "machine", mid,
+		             "installed to its local disk; temporary install boot mode removed");
 	timefmt_format((time_t)now, now_s, sizeof(now_s));
 	return req_reply(
 	    r, 200,

@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "audit.h"
+#include "boot.h"
 #include "cron.h"
 #include "jv.h"
 #include "match.h"
@@ -43,7 +44,7 @@
 	"created_by_id,"                                                                           \
 	" d.created_at AS \"created_at:t\", d.updated_at AS \"updated_at:t\","                     \
 	" d.schedule_kind, d.at_time AS \"at:t\", d.cron, d.rate_bps, d.wake AS \"wake:b\","       \
-	" d.wait_s FROM deployments d JOIN image_versions v ON v.id = d.version_id"
+	" d.wait_s, d.boot_mode FROM deployments d JOIN image_versions v ON v.id = d.version_id"
 
 /* Moves key of o into dst (as name), keeping its value. */
 static void dep_move(json_t *o, const char *key, json_t *dst, const char *name)
@@ -76,6 +77,7 @@ static int dep_fill(struct store *s, json_t *o)
 	json_object_del(o, "rate_bps");
 	dep_move(o, "wake", op, "wake");
 	dep_move(o, "wait_s", op, "wait_s");
+	dep_move(o, "boot_mode", op, "boot_mode");
 	json_object_set_new(op, "report_to", rcpt);
 	struct store_q *q = store_query(s,
 	                                "SELECT email FROM deployment_recipients"
@@ -271,15 +273,17 @@ static int dep_schedule_get(struct req *r, unsigned flags, int64_t now, struct d
 
 /* Options as given; has_* say which. */
 struct dep_opts {
-	int has_rate, has_wake, has_wait, has_report;
+	int has_rate, has_wake, has_wait, has_report, has_boot;
 	bool rate_null, wake;
+	int boot_mode; /* enum boot_mode; BOOT_NONE: none */
 	int64_t rate_mbps, wait_s;
 	json_t *report_to; /* borrowed; NULL with has_report: clear */
 };
 
 static int dep_options_get(struct req *r, struct dep_opts *op)
 {
-	static const char *const keys[] = {"rate_mbps", "wake", "wait_s", "report_to", NULL};
+	static const char *const keys[] = {"rate_mbps", "wake",      "wait_s",
+	                                   "report_to", "boot_mode", NULL};
 	json_t *o, *v;
 	memset(op, 0, sizeof(*op));
 	int rc = jv_obj(r, "options", 0, &o);
@@ -296,6 +300,16 @@ static int dep_options_get(struct req *r, struct dep_opts *op)
 	    (op->has_wait = jv_int_in(r, o, "options", "wait_s", 0, 0, DEP_WAIT_MAX, &op->wait_s)) <
 	        0)
 		return -1;
+	v = json_object_get(o, "boot_mode");
+	if (v) {
+		op->has_boot = 1;
+		op->boot_mode = boot_mode_parse(json_string_value(v));
+		if (!json_is_null(v) && op->boot_mode == BOOT_NONE)
+			return req_bad(
+			    r, "options.boot_mode",
+			    "options.boot_mode must be microlinux, local, install, shell "
+			    "or null");
+	}
 	v = json_object_get(o, "report_to");
 	if (!v)
 		return 1;
@@ -425,6 +439,9 @@ static int deps_create(struct req *r)
 		rc = dep_set_next(s, id, enabled && ds.has_next, ds.next);
 	if (rc >= 0 && op.report_to)
 		rc = dep_save_recipients(s, id, op.report_to);
+	if (rc >= 0 && op.boot_mode)
+		rc = store_exec(s, "UPDATE deployments SET boot_mode = ? WHERE id = ?", "ti",
+		                boot_mode_str(op.boot_mode), id);
 	if (rc >= 0)
 		rc = targets_save(s, TARGETS_DEPLOYMENT, id, &t);
 	if (rc >= 0)
@@ -577,6 +594,9 @@ static int deps_update(struct req *r)
 		                op.wait_s, id);
 	if (rc >= 0 && op.has_report)
 		rc = dep_save_recipients(s, id, op.report_to);
+	if (rc >= 0 && op.has_boot)
+		rc = store_exec(s, "UPDATE deployments SET boot_mode = ? WHERE id = ?", "ti",
+		                op.boot_mode ? boot_mode_str(op.boot_mode) : NULL, id);
 	if (rc >= 0 && has_en)
 		rc = store_exec(s, "UPDATE deployments SET enabled = ? WHERE id = ?", "di",
 		                (int)enabled, id);

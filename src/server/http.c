@@ -229,20 +229,24 @@ static const char *http_token(struct MHD_Connection *c)
 	return MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "mlsession");
 }
 
-static void http_peer(struct MHD_Connection *c, char *out, size_t outsz)
+void http_format_addr(const struct sockaddr *sa, char *out, size_t outsz)
 {
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	snprintf(out, outsz, "?");
-	if (!ci || !ci->client_addr)
-		return;
-	const struct sockaddr *sa = ci->client_addr;
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
 		          (socklen_t)outsz);
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
 		          out, (socklen_t)outsz);
+}
+
+static void http_peer(struct MHD_Connection *c, char *out, size_t outsz)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	snprintf(out, outsz, "?");
+	if (ci && ci->client_addr)
+		http_format_addr(ci->client_addr, out, outsz);
 }
 
 /* First call for a request: route, authorize, check the declared length. */

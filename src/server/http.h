@@ -29,4 +29,8 @@ void http_stop(struct http *h);
 struct sockaddr_storage;
 int http_parse_listen(const char *s, struct sockaddr_storage *ss, char *err, size_t errsz);
 
+/* An IPv4 or IPv6 address as text (no port); "?" for other families. */
+struct sockaddr;
+void http_format_addr(const struct sockaddr *sa, char *out, size_t outsz);
+
 #endif

@@ -19,6 +19,8 @@
 #include "agentq.h"
 #include "audit.h"
 #include "auth.h"
+#include "boot.h"
+#include "bootsrv.h"
 #include "fileio.h"
 #include "http.h"
 #include "library.h"
@@ -421,27 +423,34 @@ int main(int argc, char **argv)
 	 */
 	if (runner_start(&srv, err, sizeof(err)) < 0)
 		goto fail;
+	/* Runs that ended while the server was down leave no temporary boot mode. */
+	boot_temp_clear_ended(srv.store);
 	uint16_t port = 0;
 	if (http_start(&srv, tls ? tls_cert_pem(tls) : NULL, tls ? tls_key_pem(tls) : NULL,
 	               &srv.http, &port, err, sizeof(err)) < 0)
 		goto fail;
+	srv.api_port = port;
 	log_info("listening on %s://%s (port %u), data in %s%s%s", tls ? "https" : "http",
 	         srv.conf.listen, port, srv.conf.data_dir, tls ? ", certificate " : "",
 	         tls ? srv.fingerprint : "");
+
+	/* Network boot's TFTP server (docs/tftp.md), when [tftp] enabled is on. */
+	if (tftp_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
+	/* And its HTTP side: iPXE scripts and the client OS (docs/netboot.md). */
+	if (bootsrv_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
+
+	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
+	if (sched_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
+	/* The port file says "ready": every listener is up. */
 	if (portfile) {
 		char line[16];
 		int n = snprintf(line, sizeof(line), "%u\n", port);
 		if (fio_write_file_atomic(portfile, line, (size_t)n, 0644) < 0)
 			log_warn("cannot write the port to %s", portfile);
 	}
-
-	/* Network boot's TFTP server (docs/tftp.md), when [tftp] enabled is on. */
-	if (tftp_start(&srv, err, sizeof(err)) < 0)
-		goto fail;
-
-	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
-	if (sched_start(&srv, err, sizeof(err)) < 0)
-		goto fail;
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -466,6 +475,7 @@ out:
 	 * scheduler; with both stopped, nothing calls the runner, whose
 	 * executing runs end failed; then the imports stop and record it.
 	 */
+	bootsrv_stop(&srv);
 	tftp_stop(&srv);
 	http_stop(srv.http);
 	sched_stop(&srv);

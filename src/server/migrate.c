@@ -299,6 +299,30 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN sent_bytes INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE runs ADD COLUMN mail TEXT;",
+    /*
+     * 3: network boot (docs/netboot.md). A machine or a group may set a
+     * boot mode; a temporary one (set by an admin, an install task or a
+     * run, which clears its own when it ends) comes first. Machines also
+     * record their last network boot. A deployment may name the mode its
+     * runs put their targets in while they run.
+     */
+    "ALTER TABLE machines ADD COLUMN boot_mode TEXT CHECK (boot_mode IN"
+    " ('microlinux', 'local', 'install', 'shell'));"
+    "ALTER TABLE machines ADD COLUMN last_boot_at INTEGER;"
+    "ALTER TABLE machines ADD COLUMN last_boot_mode TEXT;"
+    "ALTER TABLE mgroups ADD COLUMN boot_mode TEXT CHECK (boot_mode IN"
+    " ('microlinux', 'local', 'install', 'shell'));"
+    "ALTER TABLE deployments ADD COLUMN boot_mode TEXT CHECK (boot_mode IN"
+    " ('microlinux', 'local', 'install', 'shell'));"
+    "CREATE TABLE boot_temporary ("
+    " machine_id INTEGER PRIMARY KEY REFERENCES machines(id) ON DELETE CASCADE,"
+    " mode TEXT NOT NULL CHECK (mode IN ('microlinux', 'local', 'install', 'shell')),"
+    " run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " created_by_name TEXT NOT NULL DEFAULT '',"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER);"
+    "CREATE INDEX boot_temporary_run ON boot_temporary(run_id);",
 };
 
 #define MIGRATE_N ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "agentq.h"
+#include "boot.h"
 #include "fileio.h"
 #include "library.h"
 #include "log.h"
@@ -94,7 +95,7 @@ static int run_load(struct run_ctx *c, char *why, size_t whysz)
 	struct store_q *q = store_query(
 	    c->srv->store,
 	    "SELECT r.deployment_id, r.deployment_name, r.version_id, v.image_id, v.number,"
-	    " v.state, v.sha256, v.size, i.name, d.rate_bps, d.wake, d.wait_s"
+	    " v.state, v.sha256, v.size, i.name, d.rate_bps, d.wake, d.wait_s, d.boot_mode"
 	    " FROM runs r JOIN image_versions v ON v.id = r.version_id"
 	    " JOIN images i ON i.id = v.image_id"
 	    " LEFT JOIN deployments d ON d.id = r.deployment_id WHERE r.id = ?",
@@ -116,6 +117,7 @@ static int run_load(struct run_ctx *c, char *why, size_t whysz)
 	c->rate_bps = store_col_null(q, 9) ? 0 : (uint64_t)store_col_int(q, 9);
 	c->wake = store_col_null(q, 10) ? true : store_col_int(q, 10) != 0;
 	c->wait_s = store_col_null(q, 11) ? 300 : store_col_int(q, 11);
+	c->boot_mode = boot_mode_parse(store_col_text(q, 12));
 	store_done(q);
 	if (!ready) {
 		snprintf(why, whysz, "version %" PRId64 " of image %s is not ready", c->number,
@@ -662,6 +664,26 @@ static void run_end(struct run_ctx *c, const char *send_error)
 	}
 }
 
+/*
+ * The deployment's boot mode (docs/netboot.md) applies to its machines
+ * while the run runs, so that those woken boot into Microlinux, say; the
+ * run's end removes it (run_finish).
+ */
+static void run_boot_mode(struct run_ctx *c)
+{
+	if (!c->boot_mode)
+		return;
+	char reason[64];
+	snprintf(reason, sizeof(reason), "run %lld", (long long)c->id);
+	size_t set = 0;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->t[i].machine && boot_temp_set(c->srv->store, c->t[i].machine, c->boot_mode,
+		                                     c->id, reason, "", 0) == 0)
+			set++;
+	log_info("run %lld: %zu machine%s boot %s while it runs", (long long)c->id, set,
+	         set == 1 ? "" : "s", boot_mode_str(c->boot_mode));
+}
+
 void run_exec(struct srv *srv, struct run_slot *slot, int64_t run)
 {
 	struct run_ctx c = {.srv = srv, .slot = slot, .id = run};
@@ -679,6 +701,7 @@ void run_exec(struct srv *srv, struct run_slot *slot, int64_t run)
 	log_info("run %lld: %s, image %s version %lld, %zu machine%s", (long long)run,
 	         c.deployment_name, c.image_name, (long long)c.number, c.n, c.n == 1 ? "" : "s");
 	run_wait_overlap(&c);
+	run_boot_mode(&c);
 	if (c.wake && !run_stopped(&c)) {
 		run_phase(srv, run, "waking");
 		run_wake(&c);

@@ -73,6 +73,7 @@ struct run_ctx {
 	uint64_t rate_bps; /* 0: [runner] rate */
 	bool wake;
 	int64_t wait_s;
+	int boot_mode; /* enum boot_mode while the run runs; BOOT_NONE: untouched */
 	struct run_target *t;
 	size_t n;
 	uint64_t sent_bytes;

@@ -12,6 +12,7 @@
 
 #include "agentq.h"
 #include "audit.h"
+#include "boot.h"
 #include "log.h"
 #include "mail.h"
 #include "run_int.h"
@@ -222,6 +223,7 @@ static void run_report(struct srv *srv, int64_t run)
 void run_finish(struct srv *srv, int64_t run, const char *state, const char *error)
 {
 	run_end_state(srv, run, state, error);
+	boot_temp_clear_run(srv->store, run);
 	run_report(srv, run);
 }
 

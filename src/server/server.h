@@ -75,6 +75,16 @@ struct srvconf {
 	uint64_t tftp_windowsize_max; /* clamp of the windowsize option */
 	uint64_t tftp_timeout_ms;     /* first retransmission timeout */
 	uint64_t tftp_retries;        /* retransmissions before a transfer is dropped */
+	/* [boot] (boot.h, docs/netboot.md) */
+	int boot_enabled;             /* serve iPXE scripts and boot files over HTTP */
+	char *boot_listen;            /* "ADDR:PORT" of the plain-HTTP boot listener */
+	char *boot_root;              /* "": data_dir/boot; ROOT/PROFILE/vmlinuz... */
+	char *boot_profile;           /* the client OS profile machines boot */
+	char *boot_default_mode;      /* known machines whose mode nothing sets */
+	char *boot_unknown_mode;      /* MACs the inventory does not know */
+	char *boot_server_url;        /* ml.server given to clients; "": derived */
+	char *boot_enroll_token_file; /* ml.token given to clients; "": none */
+	char *boot_cmdline;           /* extra kernel arguments */
 };
 
 /* Defaults for every setting, then the file (missing default file is fine). */
@@ -104,6 +114,7 @@ struct sched;
 struct agentq;
 struct runner;
 struct tftp;
+struct bootsrv;
 
 struct srv {
 	struct srvconf conf;
@@ -114,7 +125,10 @@ struct srv {
 	struct agentq *agentq;
 	struct runner *runner;
 	struct tftp *tftp;
+	struct bootsrv *bootsrv;
 	char fingerprint[96]; /* SHA-256 of the TLS certificate, hex with colons */
+	uint16_t api_port;    /* bound port of the API listener */
+	uint16_t boot_port;   /* bound port of the boot listener (bootsrv.h) */
 	volatile int stop;
 };
 

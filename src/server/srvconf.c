@@ -13,6 +13,7 @@
 
 #include <net/if.h>
 
+#include "boot.h"
 #include "conf.h"
 #include "log.h"
 #include "mail.h"
@@ -128,6 +129,30 @@ static const struct conf_key srvconf_keys[] = {
       "first retransmission timeout, doubled at each retry, unless the client sets one"),
     K("tftp", "retries", CONF_UINT, tftp_retries, 1, 50,
       "retransmissions without an answer before a transfer is dropped"),
+    K("boot", "enabled", CONF_BOOL, boot_enabled, 0, 1,
+      "serve iPXE scripts and the client OS over plain HTTP for network boot "
+      "(docs/netboot.md)"),
+    K("boot", "listen", CONF_STR, boot_listen, 0, 0,
+      "address and port of the boot HTTP listener (ADDR:PORT; plain HTTP, since iPXE "
+      "cannot check our certificate)"),
+    K("boot", "root", CONF_STR, boot_root, 0, 0,
+      "directory of the client OS profiles (ROOT/PROFILE/vmlinuz, initrd.img, "
+      "filesystem.squashfs); nothing outside it is served; empty: DATA_DIR/boot"),
+    K("boot", "profile", CONF_STR, boot_profile, 0, 0,
+      "the profile (subdirectory of root) that machines boot"),
+    K("boot", "default_mode", CONF_STR, boot_default_mode, 0, 0,
+      "boot mode of known machines that neither they nor a group set: microlinux, local, "
+      "install or shell"),
+    K("boot", "unknown_mode", CONF_STR, boot_unknown_mode, 0, 0,
+      "boot mode of machines whose MAC the inventory does not know"),
+    K("boot", "server_url", CONF_STR, boot_server_url, 0, 0,
+      "URL of this server's API given to booting agents (ml.server=); empty: "
+      "https://HOST:PORT from the boot request's host and [server] listen"),
+    K("boot", "enroll_token_file", CONF_STR, boot_enroll_token_file, 0, 0,
+      "file holding an enrollment token (mle_...) given to booting machines as ml.token=; "
+      "anyone on the boot network can read it: limit its uses; empty: none"),
+    K("boot", "cmdline", CONF_STR, boot_cmdline, 0, 0,
+      "extra kernel arguments for every Microlinux boot (e.g. console=ttyS0 quiet)"),
 };
 
 #define NKEYS (sizeof(srvconf_keys) / sizeof(srvconf_keys[0]))
@@ -196,6 +221,15 @@ void srvconf_defaults(struct srvconf *c)
 	c->tftp_windowsize_max = 64;
 	c->tftp_timeout_ms = 1000;
 	c->tftp_retries = 5;
+	c->boot_enabled = 0;
+	srvconf_set_str(&c->boot_listen, "0.0.0.0:8070");
+	srvconf_set_str(&c->boot_root, "");
+	srvconf_set_str(&c->boot_profile, "full");
+	srvconf_set_str(&c->boot_default_mode, "microlinux");
+	srvconf_set_str(&c->boot_unknown_mode, "microlinux");
+	srvconf_set_str(&c->boot_server_url, "");
+	srvconf_set_str(&c->boot_enroll_token_file, "");
+	srvconf_set_str(&c->boot_cmdline, "");
 }
 
 int srvconf_load(struct srvconf *c, const char *path, int explicit, char *err, size_t errsz)
@@ -276,6 +310,8 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 		snprintf(err, errsz, "[tftp] listen: '%.100s' is not ADDR:PORT", c->tftp_listen);
 		return -EINVAL;
 	}
+	if (boot_conf_check(c, err, errsz) < 0)
+		return -EINVAL;
 	if (srvconf_check_ifname("wol", c->wol_interface, err, errsz) < 0 ||
 	    srvconf_check_ifname("runner", c->runner_interface, err, errsz) < 0)
 		return -EINVAL;

@@ -378,7 +378,7 @@ def test_deployments(srv, tokens, db):
         d = r.json
         check(d["schedule"] == {"kind": "cron", "cron": "30 6 * * 1-5"}, "cron canonical", d)
         check(d["image_id"] == 1 and d["version_id"] == 1, "image_id joined", d)
-        check(d["options"] == {"rate_mbps": 800, "wake": True, "wait_s": 300,
+        check(d["options"] == {"rate_mbps": 800, "wake": True, "wait_s": 300, "boot_mode": None,
                                "report_to": ["it@example.edu"]}, "options", d)
         check(d["enabled"] is True and d["last_due"] is None, "enabled, never due", d)
         check(d["targets"] == {"machines": [], "groups": [1], "criteria": [1]}, "targets", d)
@@ -455,7 +455,7 @@ def test_deployments(srv, tokens, db):
     ok = check(r.status == 201, "create now deployment", r)
     now_id = r.json["id"] if ok else 0
     if ok:
-        check(r.json["options"] == {"rate_mbps": None, "wake": True, "wait_s": 300,
+        check(r.json["options"] == {"rate_mbps": None, "wake": True, "wait_s": 300, "boot_mode": None,
                                     "report_to": []}, "default options", r)
     runs = wait_runs(srv, now_id, 1, 3.0)
     time.sleep(0.8)  # four more ticks: still one
@@ -548,7 +548,7 @@ def test_deployments(srv, tokens, db):
         midnight = datetime.datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=tz)
         check(d["schedule"] == {"kind": "cron", "cron": "0 0 * * *"} and
               d["next_due"] == iso(midnight.timestamp()), "@daily: next local midnight", d)
-        check(d["options"] == {"rate_mbps": None, "wake": True, "wait_s": 60,
+        check(d["options"] == {"rate_mbps": None, "wake": True, "wait_s": 60, "boot_mode": None,
                                "report_to": ["a@x.example", "b@x.example"]},
               "options patched, wake kept", d)
         check(d["version_id"] == 4 and d["image_id"] == 2 and d["name"] == "renamed",

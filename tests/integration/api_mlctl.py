@@ -955,7 +955,7 @@ def test_deployments(srv):
     j = r.json()
     check(r.rc == 0 and j and j.get("version_id") == 4 and j.get("image_id") == 1 and
           j.get("schedule", {}).get("kind") == "at" and j.get("next_due") and
-          j.get("options") == {"rate_mbps": 800, "wake": False, "wait_s": 120,
+          j.get("options") == {"rate_mbps": 800, "wake": False, "wait_s": 120, "boot_mode": None,
                                "report_to": ["it@example.edu"]} and
           j.get("targets") == {"machines": [2], "groups": [1], "criteria": []} and
           j.get("created_by") == "admin", "deploy create --at", repr(r))

@@ -89,6 +89,8 @@ class Server:
         portfile = os.path.join(self.dir, "port")
         if os.path.exists(portfile):
             os.unlink(portfile)
+        # A restart must find the new port, and a failed one none.
+        self.port = None
         args = [MLSERVER, "--data-dir", os.path.join(self.dir, "data"),
                 "--listen", "127.0.0.1:0", "--port-file", portfile,
                 "--admin-password-file", pwfile, "--log-level", "info"]
