@@ -244,6 +244,13 @@ static int deploy_runs(struct mlctl *ml, struct args *a)
 	     "options.wait_s", NULL},                                                              \
 	    {"report-to",         V_STRS, "EMAIL", "mail a report to this address",                \
 	     "options.report_to", NULL},                                                           \
+	    {"boot",                                                                               \
+	     V_STR,                                                                                \
+	     "MODE",                                                                               \
+	     "while a run runs, its machines network-boot MODE (microlinux, local, install, "      \
+	     "shell)",                                                                             \
+	     "options.boot_mode",                                                                  \
+	     NULL},                                                                                \
 	{                                                                                          \
 		"field", V_RAW, "KEY=VALUE", "any other field (VALUE as JSON, else a string)",     \
 		    NULL, NULL                                                                     \

@@ -123,6 +123,11 @@ static int group_rollback(struct mlctl *ml, struct args *a)
 	return cmd_rollback_of(ml, a, &res_group, "/groups");
 }
 
+static int group_boot(struct mlctl *ml, struct args *a)
+{
+	return cmd_boot_of(ml, a, &res_group, "/groups");
+}
+
 static const struct cmd group_cmds[] = {
     {"list", NULL, 0, 0, NULL, res_cmd_list, "list groups with their member counts", NULL,
      "  mlctl group list", &res_group, CMD_LIST},
@@ -146,6 +151,15 @@ static const struct cmd group_cmds[] = {
      "Each member's agent switches back to the version it had before; --wait\n"
      "follows the rollbacks to the end and exits 1 when any did not succeed.",
      "  mlctl group rollback lab-b --image win11 --wait", &res_group, 0},
+    {"boot", "ID|NAME [MODE|default]", 1, 2, cmd_boot_opts, group_boot,
+     "show or set how the group's machines network-boot",
+     "A machine's own mode comes before its groups'; of several groups, the\n"
+     "first by name that sets a mode applies. --temporary sets a temporary\n"
+     "mode on each member now (members added later do not get it).",
+     "  mlctl group boot lab-b local\n"
+     "  mlctl group boot lab-b microlinux --temporary --hours 4\n"
+     "  mlctl group boot lab-b --clear-temporary",
+     &res_group, 0},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };
 

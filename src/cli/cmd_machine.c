@@ -161,6 +161,11 @@ static int machine_rollback(struct mlctl *ml, struct args *a)
 	return cmd_rollback_of(ml, a, &res_machine, "/machines");
 }
 
+static int machine_boot(struct mlctl *ml, struct args *a)
+{
+	return cmd_boot_of(ml, a, &res_machine, "/machines");
+}
+
 static const struct cmd machine_cmds[] = {
     {"list", NULL, 0, 0, machine_list_opts, res_cmd_list, "list machines", NULL,
      "  mlctl machine list --room B101 --tag win", &res_machine, CMD_LIST},
@@ -185,6 +190,19 @@ static const struct cmd machine_cmds[] = {
      "The machine's agent switches back to the version it had before; --wait\n"
      "follows the rollback to the end and exits 1 when it did not succeed.",
      "  mlctl machine rollback pc-101 --image win11 --wait", &res_machine, 0},
+    {"boot", "ID|NAME [MODE|default]", 1, 2, cmd_boot_opts, machine_boot,
+     "show or set how the machine network-boots",
+     "MODE is microlinux (the client OS in RAM), local (its own disk), install\n"
+     "(Microlinux installs itself to the local disk) or shell (maintenance).\n"
+     "Without MODE, shows the mode that applies and why; 'default' clears the\n"
+     "machine's own mode, so its groups' or the server's default applies.\n"
+     "A temporary mode comes first until removed or expired; an install's is\n"
+     "removed when the machine reports the install done.",
+     "  mlctl machine boot pc-101\n"
+     "  mlctl machine boot pc-101 local\n"
+     "  mlctl machine boot pc-101 install --temporary --reason 'new disk'\n"
+     "  mlctl machine boot pc-101 --clear-temporary",
+     &res_machine, 0},
     {NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };
 

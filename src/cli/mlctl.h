@@ -575,6 +575,14 @@ int cmd_rollback(struct mlctl *ml, struct args *a, const char *path, const json_
 int cmd_rollback_of(struct mlctl *ml, struct args *a, const struct res *res, const char *base);
 extern const struct opt cmd_rollback_opts[];
 
+/*
+ * mlctl machine|group boot ID|NAME [MODE|default] (cmd_boot.c): shows the
+ * boot mode (docs/netboot.md), sets the own one, or with cmd_boot_opts a
+ * temporary one; base is "/machines" or "/groups".
+ */
+int cmd_boot_of(struct mlctl *ml, struct args *a, const struct res *res, const char *base);
+extern const struct opt cmd_boot_opts[];
+
 /* ------------------------------------------------------------------ rv */
 
 /*

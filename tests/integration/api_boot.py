@@ -11,7 +11,11 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
+import tempfile
 import time
+
+import apilib
 
 from apilib import Server, check, check_error, check_auth, done
 
@@ -251,6 +255,9 @@ def main():
     check_error(srv.post("/agent/hello", {"install": "done"}, token=cred), 400, "bad_request",
                 "install must be an object", "install")
 
+    # ---- mlctl machine boot / group boot / deploy --boot ----
+    test_mlctl(srv, m1, g)
+
     # ---- the enrollment token in scripts, and bad settings ----
     srv.stop()
     tokfile = os.path.join(srv.dir, "boot-token")
@@ -283,6 +290,69 @@ def main():
     srv.stop()
     srv.cleanup()
     done()
+
+
+def test_mlctl(srv, m1, g):
+    home = tempfile.mkdtemp(prefix="mlboot-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCTL_")}
+    env.update({"HOME": home, "TZ": "UTC", "MLCTL_SERVER": f"https://127.0.0.1:{srv.port}",
+                "MLCTL_TOKEN": srv.token,
+                "MLCTL_FINGERPRINT": srv.get("/health").json["tls_fingerprint"],
+                "MLCTL_CONFIG": os.path.join(home, "none")})
+    mlctl = os.path.join(apilib.BUILD, "src", "cli", "mlctl")
+
+    def run(*args):
+        return subprocess.run([mlctl] + list(args), capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    r = run("machine", "boot", "pc1")
+    check(r.returncode == 0 and r.stdout.startswith("pc1 boots local (group lab)")
+          and "own mode:   -" in r.stdout and "last boot:" in r.stdout,
+          "mlctl machine boot shows", (r.stdout, r.stderr))
+    r = run("machine", "boot", "pc1", "shell")
+    check(r.returncode == 0 and "pc1 boots shell (machine setting)" in r.stdout,
+          "mlctl machine boot sets", (r.stdout, r.stderr))
+    r = run("machine", "boot", "pc1", "install", "--temporary", "--reason", "new disk",
+            "--hours", "2")
+    check(r.returncode == 0 and "temporary:  install, new disk, until" in r.stdout,
+          "mlctl machine boot --temporary", (r.stdout, r.stderr))
+    r = run("--json", "machine", "boot", "pc1")
+    check(r.returncode == 0 and json.loads(r.stdout)["temporary"]["mode"] == "install",
+          "mlctl --json machine boot", (r.stdout, r.stderr))
+    r = run("machine", "boot", "pc1", "--clear-temporary")
+    check(r.returncode == 0 and "removed" in r.stdout, "mlctl --clear-temporary",
+          (r.stdout, r.stderr))
+    r = run("machine", "boot", "pc1", "default")
+    check(r.returncode == 0 and "pc1 boots local (group lab)" in r.stdout,
+          "mlctl machine boot default", (r.stdout, r.stderr))
+    r = run("group", "boot", "lab", "microlinux", "--temporary")
+    check(r.returncode == 0 and "2 machines boot microlinux" in r.stdout,
+          "mlctl group boot --temporary", (r.stdout, r.stderr))
+    r = run("group", "boot", "lab", "--clear-temporary")
+    check(r.returncode == 0, "mlctl group boot --clear-temporary", (r.stdout, r.stderr))
+    r = run("group", "boot", "lab")
+    check(r.returncode == 0 and r.stdout.strip() == "group lab: local",
+          "mlctl group boot shows", (r.stdout, r.stderr))
+    for args, needle in ((["machine", "boot", "pc1", "pxe"], "not a boot mode"),
+                         (["machine", "boot", "pc1", "--temporary"], "needs a MODE"),
+                         (["machine", "boot", "pc1", "local", "--hours", "2"],
+                          "go with --temporary"),
+                         (["machine", "boot", "pc1", "local", "--temporary", "--hours", "0"],
+                          "--hours"),
+                         (["machine", "boot", "pc1", "local", "--clear-temporary"],
+                          "--clear-temporary")):
+        r = run(*args)
+        check(r.returncode == 2 and needle in r.stderr, "mlctl refuses " + " ".join(args),
+              (r.returncode, r.stderr))
+    r = run("machine", "boot", "nosuch")
+    check(r.returncode != 0 and "nosuch" in r.stderr, "mlctl unknown machine",
+          (r.returncode, r.stderr))
+    r = run("deploy", "set", "d1", "--boot", "install")
+    check(r.returncode == 0, "mlctl deploy set --boot", (r.stdout, r.stderr))
+    r = run("--json", "deploy", "show", "d1")
+    check(r.returncode == 0 and json.loads(r.stdout)["options"]["boot_mode"] == "install",
+          "deploy --boot stored", (r.stdout, r.stderr))
+    subprocess.run(["rm", "-rf", home])
 
 
 if __name__ == "__main__":
