@@ -47,6 +47,10 @@ PACKAGES=(
 	# Real TFTP clients for tests/integration/tftp.sh (curl also speaks TFTP):
 	# tftp-hpa's tftp and atftp (blksize, tsize and windowsize options).
 	tftp-hpa atftp
+	# Network boot: iPXE's loaders (mlserver serves undionly.kpxe and ipxe.efi
+	# over TFTP), QEMU to PXE-boot test machines (tests/integration/netboot_e2e.sh),
+	# dnsmasq as their DHCP server.
+	ipxe qemu-system-x86 dnsmasq-base
 )
 
 check_only=0

@@ -132,10 +132,9 @@ static bool boot_opt_ok(const char *s)
 	return *s == '\0' || boot_arg_ok(s);
 }
 
-int boot_stage1(const char *base, char *out, size_t outsz)
+/* The first stage: chains base/boot/MAC, retrying while the server does not answer. */
+static int boot_stage1_at(const char *base, char *out, size_t outsz)
 {
-	if (!boot_arg_ok(base))
-		return -EINVAL;
 	struct boot_sb b = {out, outsz, 0, outsz == 0};
 	boot_put(&b,
 	         "#!ipxe\n"
@@ -148,6 +147,24 @@ int boot_stage1(const char *base, char *out, size_t outsz)
 	         ":done\n",
 	         base);
 	return boot_finish(&b);
+}
+
+int boot_stage1(const char *base, char *out, size_t outsz)
+{
+	if (!boot_arg_ok(base))
+		return -EINVAL;
+	return boot_stage1_at(base, out, outsz);
+}
+
+int boot_stage1_tftp(uint16_t port, char *out, size_t outsz)
+{
+	char base[64];
+	/*
+	 * iPXE expands ${next-server}: the server DHCP named for TFTP, which
+	 * is this one, also behind a proxy DHCP; so the file needs no address.
+	 */
+	snprintf(base, sizeof(base), "http://${next-server}:%u", (unsigned)port);
+	return boot_stage1_at(base, out, outsz);
 }
 
 int boot_script(const struct boot_script_in *in, char *out, size_t outsz)

@@ -82,6 +82,11 @@ int boot_script(const struct boot_script_in *in, char *out, size_t outsz);
  * machine's own script, /boot/MAC, from base. Same returns as boot_script.
  */
 int boot_stage1(const char *base, char *out, size_t outsz);
+/*
+ * The same first stage for TFTP (boot.ipxe there): it reaches the boot
+ * listener on port at ${next-server}, the address DHCP gave for TFTP.
+ */
+int boot_stage1_tftp(uint16_t port, char *out, size_t outsz);
 
 /*
  * A Range request header for a file of size bytes. Returns 1 with *off and

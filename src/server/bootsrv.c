@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -334,6 +335,48 @@ fail:
 		close(b->rootfd);
 	free(b);
 	return rc;
+}
+
+int bootsrv_tftp_open(struct srv *srv, const char *path, uint64_t *size)
+{
+	static const char *const loaders[] = {"undionly.kpxe", "undionly.kkpxe", "ipxe.pxe",
+	                                      "ipxe.efi",      "snponly.efi",    NULL};
+	while (*path == '/')
+		path++;
+	if (strcmp(path, "boot.ipxe") == 0 && srv->bootsrv) {
+		char script[1024];
+		int n = boot_stage1_tftp(srv->boot_port, script, sizeof(script));
+		int fd = n < 0 ? -1 : memfd_create("boot.ipxe", MFD_CLOEXEC);
+		if (fd < 0)
+			return -ENOENT;
+		if (fio_write_all(fd, script, (size_t)n) < 0) {
+			close(fd);
+			return -ENOENT;
+		}
+		*size = (uint64_t)n;
+		return fd;
+	}
+	for (int i = 0; loaders[i]; i++) {
+		if (strcmp(path, loaders[i]) != 0)
+			continue;
+		/*
+		 * A fixed name, not the client's path: the package's symbolic
+		 * links (ipxe.efi leads to /boot/ipxe.efi) may be followed.
+		 */
+		char p[128];
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/%s", BOOTSRV_IPXE_DIR, loaders[i]);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -ENOENT;
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			return -ENOENT;
+		}
+		*size = (uint64_t)st.st_size;
+		return fd;
+	}
+	return -ENOENT;
 }
 
 void bootsrv_stop(struct srv *srv)

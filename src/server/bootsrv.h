@@ -14,6 +14,7 @@
 #define ML_BOOTSRV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct srv;
 
@@ -25,5 +26,15 @@ struct srv;
 int bootsrv_start(struct srv *srv, char *err, size_t errsz);
 /* Stops it (nothing when it did not run). */
 void bootsrv_stop(struct srv *srv);
+
+/*
+ * TFTP's built-in files, for a name the TFTP root does not have (tftp.c
+ * asks): "boot.ipxe", the first stage for iPXE clients, when the boot
+ * listener runs; and iPXE's own loaders (undionly.kpxe, undionly.kkpxe,
+ * ipxe.pxe, ipxe.efi, snponly.efi) from BOOTSRV_IPXE_DIR, Debian's ipxe
+ * package. Returns an open descriptor with *size set, or -ENOENT.
+ */
+#define BOOTSRV_IPXE_DIR "/usr/lib/ipxe"
+int bootsrv_tftp_open(struct srv *srv, const char *path, uint64_t *size);
 
 #endif

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "bootsrv.h"
 #include "fileio.h"
 #include "log.h"
 #include "mtime.h"
@@ -239,6 +240,12 @@ static int tftp_open(struct tftp *t, const char *path, uint16_t *code, const cha
 {
 	uint64_t size;
 	int fd = fio_open_beneath(t->rootfd, path, &size);
+	/* Names the root lacks may be built in (iPXE's first stage and loaders). */
+	if (fd == -ENOENT) {
+		int built = bootsrv_tftp_open(t->srv, path, &size);
+		if (built >= 0)
+			fd = built;
+	}
 	if (fd >= 0)
 		return fd;
 	*msg = NULL;

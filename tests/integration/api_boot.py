@@ -54,10 +54,12 @@ def db(srv):
 
 
 def main():
-    port = free_port()
+    port, tport = free_port(), free_port()
     srv = Server(config=None, extra_args=["--set", "boot.enabled=yes", "--set",
                                           f"boot.listen=127.0.0.1:{port}", "--set",
-                                          "boot.cmdline=console=ttyS0 quiet"])
+                                          "boot.cmdline=console=ttyS0 quiet",
+                                          "--set", "tftp.enabled=yes",
+                                          "--set", f"tftp.listen=127.0.0.1:{tport}"])
     root_dir = os.path.join(srv.dir, "data", "boot")
     full = os.path.join(root_dir, "full")
     os.makedirs(full)
@@ -94,6 +96,27 @@ def main():
     st, text = script(port, "52:54:00:00:00:09")
     check(f"boot=live fetch=http://127.0.0.1:{port}/files/full/filesystem.squashfs"
           in kernel_line(text), "squashfs: boot=live fetch=", text)
+
+    # ---- TFTP's built-in first stage and iPXE loaders ----
+    def tftp(name):
+        p = subprocess.run(["curl", "-s", "--max-time", "20", f"tftp://127.0.0.1:{tport}/{name}"],
+                           capture_output=True)
+        return p.returncode, p.stdout
+    rc, data = tftp("boot.ipxe")
+    check(rc == 0 and data.startswith(b"#!ipxe\n")
+          and f"chain http://${{next-server}}:{port}/boot/${{netX/mac:hexhyp}}".encode() in data,
+          "TFTP boot.ipxe: the first stage at ${next-server}", (rc, data))
+    for name in ("undionly.kpxe", "ipxe.efi"):
+        rc, data = tftp(name)
+        with open("/usr/lib/ipxe/" + name, "rb") as f:
+            want = f.read()
+        check(rc == 0 and data == want, "TFTP built-in " + name, (rc, len(data), len(want)))
+    with open(os.path.join(srv.dir, "data", "tftp", "boot.ipxe"), "w") as f:
+        f.write("#!ipxe\necho own\n")
+    rc, data = tftp("boot.ipxe")
+    check(rc == 0 and data == b"#!ipxe\necho own\n", "the root's own boot.ipxe wins", data)
+    rc, data = tftp("nothing.kpxe")
+    check(rc != 0, "other names are not built in", rc)
 
     # ---- files, Range, HEAD, refusals ----
     st, body, hdr = boot_get(port, "/files/full/vmlinuz")
