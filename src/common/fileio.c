@@ -93,6 +93,7 @@ int fio_read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
 	uint8_t *b = NULL;
+	size_t cap, n = 0;
 	int ret;
 
 	if (fd < 0)
@@ -109,20 +110,38 @@ int fio_read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 		ret = -EFBIG;
 		goto out;
 	}
-	b = malloc((size_t)sb.st_size + 1);
-	if (!b) {
-		ret = -ENOMEM;
-		goto out;
+	/*
+	 * Read to the end, not st_size bytes: the size may change under us,
+	 * and files of /proc (the kernel command line) report a size of 0.
+	 */
+	cap = (size_t)sb.st_size + 1 > 4096 ? (size_t)sb.st_size + 1 : 4096;
+	for (;;) {
+		if (n + 1 >= cap || !b) {
+			if (b)
+				cap *= 2;
+			uint8_t *nb = realloc(b, cap);
+			if (!nb) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			b = nb;
+		}
+		ssize_t got = fio_pread_upto(fd, b + n, cap - 1 - n, n);
+		if (got < 0) {
+			ret = (int)got;
+			goto out;
+		}
+		n += (size_t)got;
+		if (n > max) {
+			ret = -EFBIG;
+			goto out;
+		}
+		if (n + 1 < cap)
+			break;
 	}
-	/* The size may change under us: read what is there, up to the cap. */
-	ssize_t got = fio_pread_upto(fd, b, (size_t)sb.st_size, 0);
-	if (got < 0) {
-		ret = (int)got;
-		goto out;
-	}
-	b[got] = 0;
+	b[n] = 0;
 	*buf = b;
-	*len = (size_t)got;
+	*len = n;
 	b = NULL;
 	ret = 0;
 out:

@@ -102,12 +102,43 @@ static void test_clone_range(void **state)
 	close(dst);
 }
 
+/* Whole files: growing past the first buffer, the cap, and /proc's size-0 files. */
+static void test_read_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/test_fileio.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	static uint8_t big[20000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7);
+	assert_int_equal(fio_write_all(fd, big, sizeof(big)), 0);
+	close(fd);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	assert_int_equal(fio_read_file(path, sizeof(big), &buf, &len), 0);
+	assert_int_equal(len, sizeof(big));
+	assert_memory_equal(buf, big, sizeof(big));
+	assert_int_equal(buf[len], 0);
+	free(buf);
+	buf = NULL;
+	assert_int_equal(fio_read_file(path, sizeof(big) - 1, &buf, &len), -EFBIG);
+	assert_null(buf);
+	unlink(path);
+	/* /proc/version reports st_size 0 but has a line of text. */
+	assert_int_equal(fio_read_file("/proc/version", 4096, &buf, &len), 0);
+	assert_true(len > 10);
+	assert_int_equal(strncmp((char *)buf, "Linux version", 13), 0);
+	free(buf);
+	assert_int_equal(fio_read_file("/tmp", 4096, &buf, &len), -EINVAL);
+	assert_int_equal(fio_read_file("/nonexistent/x", 4096, &buf, &len), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_write_then_read),
-	    cmocka_unit_test(test_bad_fd),
-	    cmocka_unit_test(test_all_zero),
+	    cmocka_unit_test(test_write_then_read), cmocka_unit_test(test_read_file),
+	    cmocka_unit_test(test_bad_fd),          cmocka_unit_test(test_all_zero),
 	    cmocka_unit_test(test_clone_range),
 	};
 
