@@ -47,6 +47,11 @@ PACKAGES=(
 	# Real TFTP clients for tests/integration/tftp.sh (curl also speaks TFTP):
 	# tftp-hpa's tftp and atftp (blksize, tsize and windowsize options).
 	tftp-hpa atftp
+	# The TFTP server bench/tftp-vs-tftpd-hpa compares with: it runs
+	# /usr/sbin/in.tftpd -L itself on its own port. Debian's package also
+	# installs a system service on port 69 (seen stopped on the test machine,
+	# `ss -ulpn`); the tests and the benchmark use other ports or namespaces.
+	tftpd-hpa
 )
 
 check_only=0
