@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 60
 TREES := BUILD_DIR=$(BUILD_DIR) ASAN_DIR=$(ASAN_DIR) FUZZ_DIR=$(FUZZ_DIR)
 
 .DEFAULT_GOAL := build
-.PHONY: build demo check bench bench-mcast bench-import bench-api bench-deploy fuzz format deps clean
+.PHONY: build demo check bench bench-mcast bench-import bench-api bench-deploy bench-tftp fuzz format deps clean
 # Packages must be installed before anything builds, even under make -j.
 .NOTPARALLEL:
 
@@ -33,7 +33,7 @@ check: deps
 
 # Every benchmark, one after the other (docs/benchmarks.md); BENCH_ARGS go
 # to mcast-vs-peers. Run them on an otherwise idle machine.
-bench: bench-mcast bench-import bench-api bench-deploy
+bench: bench-mcast bench-import bench-api bench-deploy bench-tftp
 
 bench-mcast: deps build
 	MLBUILD=$(BUILD_DIR) bash bench/mcast-vs-peers $(BENCH_ARGS)
@@ -46,6 +46,9 @@ bench-api: deps build
 
 bench-deploy: deps build
 	MLBUILD=$(BUILD_DIR) bash bench/deploy-vs-udpcast
+
+bench-tftp: deps build
+	MLBUILD=$(BUILD_DIR) bash bench/tftp-vs-tftpd-hpa
 
 # The same fuzz tree and runs as `make check`, only longer.
 fuzz: deps

@@ -51,6 +51,11 @@ PACKAGES=(
 	# over TFTP), QEMU to PXE-boot test machines (tests/integration/netboot_e2e.sh),
 	# dnsmasq as their DHCP server.
 	ipxe qemu-system-x86 dnsmasq-base
+	# The TFTP server bench/tftp-vs-tftpd-hpa compares with: it runs
+	# /usr/sbin/in.tftpd -L itself on its own port. Debian's package also
+	# installs a system service on port 69 (seen stopped on the test machine,
+	# `ss -ulpn`); the tests and the benchmark use other ports or namespaces.
+	tftpd-hpa
 )
 
 check_only=0

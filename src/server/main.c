@@ -26,6 +26,8 @@
 #include "library.h"
 #include "log.h"
 #include "mail.h"
+#include "parse.h"
+#include "priv.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "server.h"
@@ -233,6 +235,26 @@ out:
 	return ret;
 }
 
+/* The port of an "ADDR:PORT" setting, or 0. */
+static unsigned main_listen_port(const char *listen)
+{
+	const char *colon = strrchr(listen, ':'), *why;
+	uint64_t v = 0;
+	if (!colon || parse_uint(colon + 1, 0, 65535, &v, &why) < 0)
+		return 0;
+	return (unsigned)v;
+}
+
+/* Running as root for good, with a port that needed it: say how to stop that. */
+static void main_warn_root(const struct srvconf *c, unsigned http_port)
+{
+	unsigned tp = c->tftp_enabled ? main_listen_port(c->tftp_listen) : 0;
+	if ((tp && tp < 1024) || (http_port && http_port < 1024))
+		log_warn("running as root after binding port %u: set [server] user (e.g. "
+		         "microlinux) to drop root once every port is bound (docs/server.md)",
+		         tp && tp < 1024 ? tp : http_port);
+}
+
 #define MAIN_MAX_SETS 64
 
 enum {
@@ -273,7 +295,8 @@ int main(int argc, char **argv)
 	int check = 0, print = 0, notls = 0, c, ret = 1, rc;
 	struct srv srv;
 	struct tls_material *tls = NULL;
-	char err[512] = "";
+	struct priv *priv = NULL;
+	char err[1024] = "";
 	const char *sets[MAIN_MAX_SETS];
 	int nsets = 0;
 
@@ -363,7 +386,11 @@ int main(int argc, char **argv)
 		srvconf_free(&srv.conf);
 		return ret;
 	}
+	/* An unknown [server] user is a bad setting: --check-config says so too. */
+	if (priv_open(srv.conf.user, srv.conf.group, &priv, err, sizeof(err)) < 0)
+		goto fail;
 	if (check || print) {
+		priv_free(priv);
 		if (print)
 			srvconf_dump(&srv.conf, stdout);
 		else
@@ -380,7 +407,14 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 
-	if (main_mkdirs(srv.conf.data_dir, err, sizeof(err)) < 0)
+	/*
+	 * Started as root with [server] user: the data directory must be the
+	 * user's, and what start-up creates in it (database, self-signed
+	 * certificate) is created as the user (priv.h).
+	 */
+	if (priv_data_dir(priv, srv.conf.data_dir, srv.conf.db_path, err, sizeof(err)) < 0 ||
+	    main_mkdirs(srv.conf.data_dir, err, sizeof(err)) < 0 ||
+	    priv_as_user(priv, err, sizeof(err)) < 0)
 		goto fail;
 	char dbpath[4096];
 	if (*srv.conf.db_path)
@@ -398,13 +432,17 @@ int main(int argc, char **argv)
 		bool created = false;
 		char *names[32];
 		size_t nnames = main_split_names(srv.conf.tls_names, names, 32);
+		/* A site key may be readable by root only; a self-signed pair is the user's. */
+		bool site = *srv.conf.tls_cert != '\0';
+		if (site && priv_as_root(priv, err, sizeof(err)) < 0)
+			goto fail;
 		rc = tls_load_or_create(*srv.conf.tls_cert ? srv.conf.tls_cert : NULL,
 		                        *srv.conf.tls_key ? srv.conf.tls_key : NULL,
 		                        srv.conf.data_dir, (const char *const *)names, nnames, &tls,
 		                        &created, err, sizeof(err));
 		for (size_t i = 0; i < nnames; i++)
 			free(names[i]);
-		if (rc < 0)
+		if (rc < 0 || (site && priv_as_user(priv, err, sizeof(err)) < 0))
 			goto fail;
 		snprintf(srv.fingerprint, sizeof(srv.fingerprint), "%s", tls_fingerprint(tls));
 		if (created)
@@ -425,6 +463,9 @@ int main(int argc, char **argv)
 		goto fail;
 	/* Runs that ended while the server was down leave no temporary boot mode. */
 	boot_temp_clear_ended(srv.store);
+	/* Binding may need root (ports below 1024). */
+	if (priv_as_root(priv, err, sizeof(err)) < 0)
+		goto fail;
 	uint16_t port = 0;
 	if (http_start(&srv, tls ? tls_cert_pem(tls) : NULL, tls ? tls_key_pem(tls) : NULL,
 	               &srv.http, &port, err, sizeof(err)) < 0)
@@ -441,9 +482,6 @@ int main(int argc, char **argv)
 	if (bootsrv_start(&srv, err, sizeof(err)) < 0)
 		goto fail;
 
-	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
-	if (sched_start(&srv, err, sizeof(err)) < 0)
-		goto fail;
 	/* The port file says "ready": every listener is up. */
 	if (portfile) {
 		char line[16];
@@ -451,6 +489,25 @@ int main(int argc, char **argv)
 		if (fio_write_file_atomic(portfile, line, (size_t)n, 0644) < 0)
 			log_warn("cannot write the port to %s", portfile);
 	}
+
+	/*
+	 * Every socket mlserver listens on is bound: drop root for good. The
+	 * threads already running (agent queue timer, runner, libmicrohttpd's
+	 * of the API and the boot listener, TFTP) switch with main(), since
+	 * glibc applies set*id to every thread of the process; priv_drop()
+	 * checks each one in /proc/self/task. The scheduler's thread starts
+	 * afterwards. Nothing later needs root: multicast and Wake-on-LAN
+	 * sockets choose their interface with IP_MULTICAST_IF and IP_PKTINFO,
+	 * which need no privilege.
+	 */
+	if (priv_drop(priv, err, sizeof(err)) < 0)
+		goto fail;
+	if (geteuid() == 0 && !*srv.conf.user)
+		main_warn_root(&srv.conf, port);
+
+	/* The scheduler's first tick applies the missed-run policy (docs/schedules.md). */
+	if (sched_start(&srv, err, sizeof(err)) < 0)
+		goto fail;
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -485,6 +542,7 @@ out:
 	store_close(srv.store);
 	tls_material_free(tls);
 	srvconf_free(&srv.conf);
+	priv_free(priv);
 	curl_global_cleanup();
 	return ret;
 }

@@ -15,7 +15,8 @@ struct srvconf {
 	char *listen; /* "ADDR:PORT" */
 	char *data_dir;
 	char *log_level;
-	uint64_t threads; /* HTTP worker threads */
+	char *user, *group; /* run as user after binding when started as root (priv.h) */
+	uint64_t threads;   /* HTTP worker threads */
 	uint64_t max_connections;
 	/* [api] */
 	uint64_t max_body;       /* bytes of a JSON request body */

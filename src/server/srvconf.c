@@ -30,6 +30,11 @@ static const struct conf_key srvconf_keys[] = {
     K("server", "data_dir", CONF_STR, data_dir, 0, 0,
       "directory of the database, chunk store, manifests and certificate"),
     K("server", "log_level", CONF_STR, log_level, 0, 0, "error, warn, info or debug"),
+    K("server", "user", CONF_STR, user, 0, 0,
+      "started as root: run as this user once every port is bound (it must own data_dir); "
+      "empty: stay root"),
+    K("server", "group", CONF_STR, group, 0, 0,
+      "group to switch to with user; empty: the user's own group"),
     K("server", "threads", CONF_UINT, threads, 1, 256, "HTTP worker threads"),
     K("server", "max_connections", CONF_UINT, max_connections, 1, 65536,
       "open HTTP connections at most"),
@@ -170,6 +175,8 @@ void srvconf_defaults(struct srvconf *c)
 	srvconf_set_str(&c->listen, "0.0.0.0:8443");
 	srvconf_set_str(&c->data_dir, "/var/lib/microlinux");
 	srvconf_set_str(&c->log_level, "info");
+	srvconf_set_str(&c->user, "");
+	srvconf_set_str(&c->group, "");
 	c->threads = 4;
 	c->max_connections = 512;
 	c->max_body = 1 << 20;
@@ -300,6 +307,10 @@ int srvconf_validate(const struct srvconf *c, char *err, size_t errsz)
 	}
 	if (*c->data_dir == '\0') {
 		snprintf(err, errsz, "[server] data_dir must not be empty");
+		return -EINVAL;
+	}
+	if (*c->group && !*c->user) {
+		snprintf(err, errsz, "[server] group is set but user is empty");
 		return -EINVAL;
 	}
 	if (!strchr(c->listen, ':')) {

@@ -202,11 +202,29 @@ static void tftp_on_ack(struct tftp *t, struct tftp_xfer *x, uint16_t b)
 	}
 }
 
+/*
+ * Logs the end of a transfer whose client stopped answering (why: the
+ * reason). When the last block was sent, the lost packet may be the
+ * client's final ACK (RFC 1350 has no answer to it): the client may well
+ * have left with the whole file, so the log says so rather than "aborted".
+ */
+static void tftp_xfer_gone(struct tftp_xfer *x, const char *why)
+{
+	if (x->st == TFTP_ST_DATA && x->sent == x->total)
+		log_info("tftp: %s: %s: no ACK of the last block (%s); the client may have left "
+		         "with the whole file",
+		         x->peer, x->name, why);
+	else
+		log_info("tftp: %s: %s %s", x->peer, x->name, why);
+	x->done = 1;
+}
+
 static void tftp_on_timeout(struct tftp *t, struct tftp_xfer *x)
 {
 	if (x->tries >= t->retries) {
-		log_info("tftp: %s: %s dropped: no answer after %u retries", x->peer, x->name,
-		         x->tries);
+		char why[64];
+		snprintf(why, sizeof(why), "dropped: no answer after %u retries", x->tries);
+		tftp_xfer_gone(x, why);
 		x->done = 1;
 		return;
 	}
@@ -394,9 +412,9 @@ static void tftp_read_xfer(struct tftp *t, struct tftp_xfer *x)
 		ssize_t n = recv(x->sock, pkt, sizeof(pkt), MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-				log_info("tftp: %s: %s aborted: %s", x->peer, x->name,
-				         strerror(errno));
-				x->done = 1;
+				char why[96];
+				snprintf(why, sizeof(why), "aborted: %s", strerror(errno));
+				tftp_xfer_gone(x, why);
 			}
 			return;
 		}
