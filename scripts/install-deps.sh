@@ -47,6 +47,11 @@ PACKAGES=(
 	# Real TFTP clients for tests/integration/tftp.sh (curl also speaks TFTP):
 	# tftp-hpa's tftp and atftp (blksize, tsize and windowsize options).
 	tftp-hpa atftp
+	# ml-install (install to disk) and tests/integration/install_disk.sh:
+	# partitioning (sfdisk from fdisk), FAT for the ESP (dosfstools; mtools
+	# reads it back, fusefat writes it on kernels without FAT), GRUB for BIOS
+	# and UEFI. (btrfs-progs, e2fsprogs and curl are listed above.)
+	fdisk dosfstools mtools fusefat grub-pc-bin grub-efi-amd64-bin
 )
 
 check_only=0
