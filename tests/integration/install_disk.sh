@@ -73,12 +73,11 @@ die() {
 	exit 1
 }
 
-new_disk() { # name size -> loop device
+NEW=""
+new_disk() { # name size: a sparse disk file on a loop device, $NEW (not in $(...): LOOPS must grow here)
 	truncate -s "$2" "$WORK/$1.img" || die "truncate $1"
-	local l
-	l=$(losetup -P --show -f "$WORK/$1.img") || die "losetup $1"
-	LOOPS+=("$l")
-	echo "$l"
+	NEW=$(losetup -P --show -f "$WORK/$1.img") || die "losetup $1"
+	LOOPS+=("$NEW")
 }
 
 # The partition node of number $2 of disk $1 (partx adds it when the kernel did not).
@@ -121,9 +120,9 @@ make_source() { # dir seed: small random system files and their SHA256SUMS
 make_source "$WORK/src1"
 make_source "$WORK/src2"
 
-D1=$(new_disk d1 6G)
-D2=$(new_disk d2 6G)
-D3=$(new_disk d3 2G)
+new_disk d1 6G && D1=$NEW
+new_disk d2 6G && D2=$NEW
+new_disk d3 2G && D3=$NEW
 echo "disks: $D1 $D2 (6 GiB), $D3 (2 GiB)"
 
 MP=""
