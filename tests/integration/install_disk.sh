@@ -105,8 +105,9 @@ CMDLINE=$WORK/cmdline
 echo 'BOOT_IMAGE=/vmlinuz boot=live fetch=http://192.0.2.1/live/filesystem.squashfs ml.server=https://srv.example:8443 ml.token=mle_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ml.fp=AB:CD "ml.name=pc 1" ml.install=1 quiet' >"$CMDLINE"
 STATUS=$WORK/status.json
 OUT=$WORK/out
+echo "credential=mla_1" >"$WORK/credential"
 mli() { # runs ml-install; its output in $OUT; returns its exit status
-	ML_INSTALL_CMDLINE=$CMDLINE "$ML" --status-file "$STATUS" "$@" >"$OUT" 2>&1
+	ML_INSTALL_CMDLINE=$CMDLINE ML_INSTALL_CREDENTIAL=$WORK/credential "$ML" --status-file "$STATUS" "$@" >"$OUT" 2>&1
 }
 said() { grep -q -- "$1" "$OUT"; }
 
@@ -202,12 +203,17 @@ check "status: done, full, data not kept" \
 m=$(mktemp -d "$WORK/mnt.XXXXXX")
 mount "$(pnode "$D1" 4)" "$m" || die "cannot mount MLDATA"
 echo "keep me" >"$m/marker"
+check "the agent's credential was copied onto the new MLDATA (0600)" \
+	bash -c "grep -q mla_1 '$m/credential' && [ \"\$(stat -c %a '$m/credential')\" = 600 ]"
+echo "credential=mla_2" >"$WORK/credential"
 umount "$m" || die "cannot unmount MLDATA"
 DATA_UUID=$(fslabel 4 UUID)
 
 # ------------------------------------------------------- 2. reinstall
 
-echo "== 2. reinstall from an HTTP source"
+echo "== 2. reinstall from an HTTP source, MLDATA mounted (as on /var/lib/mlagent)"
+m=$(mktemp -d "$WORK/mnt.XXXXXX")
+mount "$(pnode "$D1" 4)" "$m" && MNTS+=("$m")
 HPORT=$((20000 + RANDOM % 20000))
 (cd "$WORK/src2" && exec python3 -m http.server --bind 127.0.0.1 "$HPORT" >/dev/null 2>&1) &
 HTTP_PID=$!
@@ -217,8 +223,10 @@ if mli --disk "$D1" --source "http://127.0.0.1:$HPORT/"; then pass "reinstall ex
 	fail "reinstall failed"
 fi
 check "reinstall says it keeps MLDATA" said "keeping the data partition"
+umount_all
 check "MLDATA has the same UUID" [ "$(fslabel 4 UUID)" = "$DATA_UUID" ]
 mount_ro "$(pnode "$D1" 4)" && m=$MP
+check "the credential on MLDATA was kept" grep -q mla_1 "$m/credential"
 check "the marker on MLDATA survived the reinstall" grep -q "keep me" "$m/marker"
 umount_all
 check_sys "$D1" "$WORK/src2"
@@ -268,7 +276,7 @@ refused "too small" "is too small" 1 "$D3" -- --disk "$D3" --source "$WORK/src1"
 refused "foreign partitions" "give --yes" 1 "$D2" -- --disk "$D2" --source "$WORK/src1"
 check "foreign partitions are listed" said "otheros"
 m=$(mktemp -d "$WORK/mnt.XXXXXX")
-mount "$(pnode "$D1" 4)" "$m" && MNTS+=("$m")
+mount "$(pnode "$D1" 3)" "$m" && MNTS+=("$m")
 refused "mounted partition" "is mounted on $m" 1 "$D1" -- --disk "$D1" --source "$WORK/src1" --yes
 umount_all
 refused "bad --data-fs" "expected btrfs or ext4" 2 "$D1" -- --disk "$D1" --source "$WORK/src1" --data-fs xfs
