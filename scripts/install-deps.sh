@@ -56,6 +56,11 @@ PACKAGES=(
 	# installs a system service on port 69 (seen stopped on the test machine,
 	# `ss -ulpn`); the tests and the benchmark use other ports or namespaces.
 	tftpd-hpa
+	# ml-install (install to disk) and tests/integration/install_disk.sh:
+	# partitioning (sfdisk from fdisk), FAT for the ESP (dosfstools; mtools
+	# reads it back, fusefat writes it on kernels without FAT), GRUB for BIOS
+	# and UEFI. (btrfs-progs, e2fsprogs and curl are listed above.)
+	fdisk dosfstools mtools fusefat grub-pc-bin grub-efi-amd64-bin
 )
 
 check_only=0

@@ -38,6 +38,8 @@ static const struct conf_key acfg_keys[] = {
     K("reserve", CONF_SIZE, reserve, 0, 1ull << 50,
       "bytes the image store leaves free for VM overlays and logs (K, M, G, T suffixes)"),
     K("log_level", CONF_STR, log_level, 0, 0, "error, warn, info or debug"),
+    K("install_status", CONF_STR, install_status, 0, 0,
+      "status file of ml-install (install to disk), reported in the inventory when present"),
 };
 #define NKEYS (sizeof(acfg_keys) / sizeof(acfg_keys[0]))
 
@@ -54,7 +56,7 @@ static void acfg_drop_empty(struct acfg *c)
 {
 	char **s[] = {&c->server,       &c->data_dir,          &c->name,
 	              &c->enroll_token, &c->enroll_token_file, &c->fingerprint,
-	              &c->interface,    &c->log_level};
+	              &c->interface,    &c->log_level,         &c->install_status};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		if (*s[i] && !**s[i]) {
 			free(*s[i]);
@@ -245,7 +247,9 @@ int acfg_resolve(const struct acfg *flags, const struct acfg *file, const struct
 	              NULL) < 0 ||
 	    acfg_pick(&out->fingerprint, flags->fingerprint, file->fingerprint, k->fp, NULL) < 0 ||
 	    acfg_pick(&out->interface, flags->interface, file->interface, k->interface, NULL) < 0 ||
-	    acfg_pick(&out->log_level, flags->log_level, file->log_level, NULL, "info") < 0)
+	    acfg_pick(&out->log_level, flags->log_level, file->log_level, NULL, "info") < 0 ||
+	    acfg_pick(&out->install_status, flags->install_status, file->install_status, NULL,
+	              ACFG_DEFAULT_INSTALL_STATUS) < 0)
 		goto out;
 	out->insecure = flags->insecure || file->insecure;
 	out->reserve = flags->reserve ? flags->reserve : file->reserve;
@@ -377,6 +381,8 @@ void acfg_print(FILE *f)
 			def = ACFG_DEFAULT_DATA_DIR;
 		else if (strcmp(k->name, "log_level") == 0)
 			def = "info";
+		else if (strcmp(k->name, "install_status") == 0)
+			def = ACFG_DEFAULT_INSTALL_STATUS;
 		else if (strcmp(k->name, "insecure") == 0)
 			def = "no";
 		else if (strcmp(k->name, "reserve") == 0)

@@ -238,7 +238,8 @@ static json_t *agent_inventory(struct agent *ag)
 		log_warn("image store: %s", why);
 	struct inv_opts o = {.data_dir = ag->c->data_dir,
 	                     .images = have ? &l : NULL,
-	                     .reflink = imgstore_reflink(ag->store)};
+	                     .reflink = imgstore_reflink(ag->store),
+	                     .install_status = ag->c->install_status};
 	json_t *j = inv_build(&o, why, sizeof(why));
 	if (!j)
 		log_warn("inventory: %s", why);

@@ -43,6 +43,7 @@
 #define ACFG_DEFAULT_PATH "/etc/microlinux/mlagent.conf"
 #define ACFG_DEFAULT_DATA_DIR "/var/lib/mlagent"
 #define ACFG_DEFAULT_CMDLINE "/proc/cmdline"
+#define ACFG_DEFAULT_INSTALL_STATUS "/run/microlinux/install.json" /* ml-install's result */
 #define ACFG_VALUE_MAX 1024 /* longest value taken from the kernel command line */
 
 /*
@@ -58,9 +59,10 @@ struct acfg {
 	char *fingerprint; /* resolved: the lower-case colon form (pin_fp_normalize) */
 	char *interface;
 	char *log_level;
-	int insecure;     /* bool */
-	uint64_t reserve; /* bytes the image store leaves free */
-	int server_src;   /* resolved: where server came from (enum acfg_src) */
+	char *install_status; /* ml-install's status file (docs/install.md); resolved: always set */
+	int insecure;         /* bool */
+	uint64_t reserve;     /* bytes the image store leaves free */
+	int server_src;       /* resolved: where server came from (enum acfg_src) */
 };
 
 /* The source of a resolved setting. */
@@ -189,9 +191,19 @@ struct inv_opts {
 	const char *data_dir;               /* for its size and free space */
 	const struct imgstore_list *images; /* NULL: none */
 	bool reflink;
+	const char *install_status; /* ml-install's status file; NULL: none */
 };
 /* The hello body of the contract (docs/agent-protocol.md). NULL on failure. */
 json_t *inv_build(const struct inv_opts *o, char *err, size_t errsz);
+/*
+ * ml-install's status file (docs/install.md), len bytes: a JSON object with
+ * "state" ("done" or "failed"), "at" (unix time, >= 0), "kept_data" (bool)
+ * and "disk", "reason", "profile" (each a string of at most 1024 bytes, or
+ * null). Returns 0 and *out, a new object of exactly those keys for the
+ * inventory's "install" (unknown keys are dropped), or -EINVAL with a reason
+ * naming the key. No I/O.
+ */
+int inv_install_parse(const char *text, size_t len, json_t **out, char *err, size_t errsz);
 /* The images part of it, from an imgstore listing. */
 json_t *inv_images(const struct imgstore_list *l);
 

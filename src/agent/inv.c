@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +24,13 @@
 
 #include "agent.h"
 #include "ascii.h"
+#include "fileio.h"
 #include "log.h"
 #include "parse.h"
 
 #define INV_FILE_MAX (1u << 20)
+#define INV_INSTALL_MAX 65536u   /* ml-install's status file is a line of JSON */
+#define INV_INSTALL_STR_MAX 1024 /* longest disk, reason or profile taken from it */
 
 void inv_addrs_free(struct inv_addrs *a)
 {
@@ -260,6 +264,109 @@ static json_t *inv_disks(const char *sys)
 	return a;
 }
 
+/* Copies key of src to dst when it is a string of at most INV_INSTALL_STR_MAX bytes or null. */
+static int inv_install_str(json_t *dst, const json_t *src, const char *key, char *err, size_t errsz)
+{
+	json_t *v = json_object_get(src, key);
+	if (!v || json_is_null(v))
+		return json_object_set_new(dst, key, json_null()) == 0 ? 0 : -ENOMEM;
+	if (!json_is_string(v) || json_string_length(v) > INV_INSTALL_STR_MAX) {
+		log_seterr(err, errsz, "\"%s\": expected a string of at most %d bytes, or null",
+		           key, INV_INSTALL_STR_MAX);
+		return -EINVAL;
+	}
+	return json_object_set_new(dst, key,
+	                           json_stringn(json_string_value(v), json_string_length(v))) == 0
+	           ? 0
+	           : -ENOMEM;
+}
+
+int inv_install_parse(const char *text, size_t len, json_t **out, char *err, size_t errsz)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *o = NULL, *v;
+	const char *state;
+	int rc = -EINVAL;
+	*out = NULL;
+	if (!j) {
+		log_seterr(err, errsz, "not JSON: %s (line %d)", je.text, je.line);
+		goto out;
+	}
+	if (!json_is_object(j)) {
+		log_seterr(err, errsz, "expected a JSON object");
+		goto out;
+	}
+	v = json_object_get(j, "state");
+	state = json_string_value(v);
+	if (!state || (strcmp(state, "done") != 0 && strcmp(state, "failed") != 0)) {
+		log_seterr(err, errsz, "\"state\": expected \"done\" or \"failed\"");
+		goto out;
+	}
+	v = json_object_get(j, "at");
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		log_seterr(err, errsz, "\"at\": expected a unix time (an integer >= 0)");
+		goto out;
+	}
+	if (!json_is_boolean(json_object_get(j, "kept_data"))) {
+		log_seterr(err, errsz, "\"kept_data\": expected true or false");
+		goto out;
+	}
+	o = json_pack("{s:s, s:I, s:b}", "state", state, "at", (json_int_t)json_integer_value(v),
+	              "kept_data", json_is_true(json_object_get(j, "kept_data")));
+	if (!o) {
+		rc = -ENOMEM;
+		log_seterr(err, errsz, "out of memory");
+		goto out;
+	}
+	if ((rc = inv_install_str(o, j, "disk", err, errsz)) < 0 ||
+	    (rc = inv_install_str(o, j, "reason", err, errsz)) < 0 ||
+	    (rc = inv_install_str(o, j, "profile", err, errsz)) < 0) {
+		if (rc == -ENOMEM)
+			log_seterr(err, errsz, "out of memory");
+		goto out;
+	}
+	*out = o;
+	o = NULL;
+	rc = 0;
+out:
+	json_decref(o);
+	json_decref(j);
+	return rc;
+}
+
+/*
+ * The "install" object from ml-install's status file, or NULL when there is
+ * none (the usual case) or it is bad. A bad file is logged once per distinct
+ * problem, not at every heartbeat.
+ */
+static json_t *inv_install(const char *path)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static char last[AGENT_ERR_SIZE];
+	char why[AGENT_ERR_SIZE] = "";
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	json_t *o = NULL;
+	if (!path || !path[0])
+		return NULL;
+	int rc = fio_read_file(path, INV_INSTALL_MAX, &buf, &len);
+	if (rc == -ENOENT)
+		return NULL;
+	if (rc == -EFBIG)
+		log_seterr(why, sizeof(why), "larger than %u bytes", INV_INSTALL_MAX);
+	else if (rc < 0)
+		log_seterr(why, sizeof(why), "%s", strerror(-rc));
+	else
+		(void)inv_install_parse((const char *)buf, len, &o, why, sizeof(why));
+	free(buf);
+	pthread_mutex_lock(&mu);
+	if (!o && strcmp(why, last) != 0)
+		log_warn("install status %s is ignored: %s", path, why);
+	snprintf(last, sizeof(last), "%s", o ? "" : why);
+	pthread_mutex_unlock(&mu);
+	return o;
+}
+
 json_t *inv_images(const struct imgstore_list *l)
 {
 	json_t *a = json_array();
@@ -335,6 +442,9 @@ json_t *inv_build(const struct inv_opts *o, char *err, size_t errsz)
 	              "images", inv_images(o->images));
 	if (!j)
 		log_seterr(err, errsz, "cannot build the inventory (out of memory)");
+	json_t *inst = j ? inv_install(o->install_status) : NULL;
+	if (inst)
+		json_object_set_new(j, "install", inst);
 	free(boot);
 	inv_addrs_free(&a);
 	return j;
