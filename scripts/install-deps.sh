@@ -47,6 +47,11 @@ PACKAGES=(
 	# Real TFTP clients for tests/integration/tftp.sh (curl also speaks TFTP):
 	# tftp-hpa's tftp and atftp (blksize, tsize and windowsize options).
 	tftp-hpa atftp
+	# The client OS (image/build.sh, docs/image.md): busybox-static and
+	# Debian's kernel (fetched with apt-get download, unpacked with dpkg-deb)
+	# for the minimal initramfs, QEMU to boot it in tests/integration/
+	# image_minimal.sh; debootstrap and squashfs-tools for the full profile.
+	busybox-static qemu-system-x86 squashfs-tools
 )
 
 check_only=0
