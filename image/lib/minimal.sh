@@ -143,7 +143,6 @@ build_minimal() {
 	cp "$KROOT/boot/vmlinuz-$KVER" "$out/vmlinuz"
 
 	{
-		echo "# name version: the kernel, and the host packages the initramfs's files come from"
 		echo "$KPKG $KPKGVER"
 		host_packages "$bb" $(cat "$root.libs")
 		echo "mlagent ${agentver:-?}"

@@ -5,11 +5,14 @@
 #      IMAGE_CACHE, default build-image/cache of the source tree);
 #   2. booted in QEMU (virtio-net, user networking: the host's 127.0.0.1 is
 #      10.0.2.2 to the guest) with ml.server=, ml.token=, ml.fp= and
-#      ml.name= on the kernel command line, the serial console shows the
-#      network up and mlagent started, and the agent shows online in
-#      mlserver's API under its ml.name;
-#   3. booted again with an e1000 NIC and ml.shell=1, the console says the
-#      maintenance shell started and mlagent did not.
+#      ml.name= on the kernel command line and a disk holding a BTRFS file
+#      system labelled MLDATA, the serial console shows the network up, the
+#      data partition mounted and mlagent started, and the agent shows
+#      online in mlserver's API under its ml.name;
+#   3. booted again from the same disk with an e1000 NIC and no token, the
+#      agent starts with the credential kept on MLDATA (no new enrollment);
+#   4. booted with ml.shell=1 and no disk, the console says the maintenance
+#      shell started and mlagent did not, and the store would be in RAM.
 # mlserver runs on 127.0.0.1 on a free port (DL_LOOPBACK of deploylib.sh);
 # no root is needed. QEMU emulates (TCG) unless IMAGE_TEST_ACCEL=kvm.
 set -uo pipefail
@@ -18,7 +21,7 @@ DL_NAME=image_minimal
 
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: needs qemu-system-x86_64 (Debian: qemu-system-x86)"; exit 77; }
 command -v busybox >/dev/null || { echo "SKIP: needs busybox (Debian: busybox-static)"; exit 77; }
-for c in curl jq apt-get dpkg-deb zstd; do
+for c in curl jq apt-get dpkg-deb zstd mkfs.btrfs; do
   command -v "$c" >/dev/null || { echo "SKIP: needs $c"; exit 77; }
 done
 # A sanitizer build's mlagent would drag libasan into the initramfs and run
@@ -65,15 +68,21 @@ echo "mlserver on $DL_URL"
 # virtualisation); IMAGE_TEST_ACCEL=kvm where it does.
 ACCEL=(-accel "${IMAGE_TEST_ACCEL:-tcg}")
 
-# boot NAME NIC APPEND — QEMU in the background, the serial console in
-# $DL_W/NAME-console.log (dl_dump shows it on failure); its PID is killed on exit (dl_stop_all).
+# The data disk: a whole-disk BTRFS labelled MLDATA (no root needed).
+truncate -s 256M "$DL_W/mldata.img"
+mkfs.btrfs -q -L MLDATA "$DL_W/mldata.img" >/dev/null
+
+# boot NAME NIC DISK APPEND — QEMU in the background, the serial console in
+# $DL_W/NAME-console.log (dl_dump shows it on failure); its PID is killed on
+# exit (dl_stop_all). DISK "" attaches none.
 boot() {
-  local name=$1 nic=$2 append=$3
+  local name=$1 nic=$2 disk=$3 append=$4 drive=()
+  [ -z "$disk" ] || drive=(-drive "file=$disk,if=virtio,format=raw")
   : >"$DL_W/$name-console.log"
   dl_spawn "qemu-$name" host qemu-system-x86_64 "${ACCEL[@]}" -machine q35 -m 512 -smp 1 \
     -display none -monitor none -serial "file:$DL_W/$name-console.log" -no-reboot \
     -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" -append "console=ttyS0 panic=-1 $append" \
-    -netdev user,id=n0 -device "$nic,netdev=n0"
+    -netdev user,id=n0 -device "$nic,netdev=n0" "${drive[@]}"
 }
 
 # console_has NAME TEXT SECONDS — until TEXT shows on NAME's console.
@@ -84,27 +93,39 @@ console_has() {
     sleep 0.5
   done
 }
+# console_count NAME TEXT — how many lines of NAME's console hold TEXT.
+console_count() { grep -c -- "$2" "$DL_W/$1-console.log"; }
 
-echo "== 2. boot with ml.server= and virtio-net; the agent enrolls"
-start=$SECONDS
 # The guest reaches the host's 127.0.0.1 as 10.0.2.2.
-boot agent virtio-net-pci "ml.server=https://10.0.2.2:$DL_PORT ml.token=$DL_ETOKEN ml.fp=$DL_FP ml.name=imgtest"
+SRV="ml.server=https://10.0.2.2:$DL_PORT ml.fp=$DL_FP"
+
+echo "== 2. boot with ml.server=, virtio-net and the MLDATA disk; the agent enrolls"
+start=$SECONDS
+boot agent virtio-net-pci "$DL_W/mldata.img" "$SRV ml.token=$DL_ETOKEN ml.name=imgtest"
 check "the network came up" console_has agent 'microlinux: network up on eth0 10\.0\.2\.15' 180
-check "no data partition: the store is in RAM" console_has agent 'images are kept in RAM' 30
+check "the data partition is mounted" console_has agent 'microlinux: data partition /dev/vda (LABEL=MLDATA) mounted' 30
 check "mlagent started" console_has agent 'microlinux: mlagent started' 30
 check "the agent is online in mlserver as imgtest" dl_wait_online 180 imgtest
 echo "booted and online in $((SECONDS - start)) s"
-check "mlagent did not exit" eq "$(grep -c 'mlagent exited' "$DL_W/agent-console.log")" 0
-m=$(dl_api GET /agents | jq -r '.items[] | select(.machine == "imgtest") | .machine')
-check "GET /agents lists imgtest" eq "$m" imgtest
+check "the agent enrolled" console_has agent 'enrolled as machine' 5
+check "mlagent did not exit" eq "$(console_count agent 'mlagent exited')" 0
 dl_stop_all
 
-echo "== 3. boot with e1000 and ml.shell=1: a maintenance shell, no agent"
-boot shell e1000 "ml.shell=1"
-check "the network came up on e1000" console_has shell 'microlinux: network up on eth0' 180
+echo "== 3. boot again from the same disk with e1000 and no token: the credential was kept"
+boot again e1000 "$DL_W/mldata.img" "$SRV"
+check "the network came up on e1000" console_has again 'microlinux: network up on eth0' 180
+check "the data partition is mounted" console_has again 'mounted on /var/lib/mlagent' 30
+check "mlagent runs as imgtest with its stored credential" console_has again 'machine 1 (imgtest)' 120
+check "no second enrollment" eq "$(console_count again 'enrolled as')" 0
+dl_stop_all
+
+echo "== 4. boot with ml.shell=1 and no disk: a maintenance shell, no agent"
+boot shell virtio-net-pci "" "ml.shell=1"
+check "the network came up" console_has shell 'microlinux: network up on eth0' 180
+check "no disk: the store is in RAM" console_has shell 'images are kept in RAM' 30
 check "the maintenance shell started" console_has shell 'microlinux: maintenance shell (ml.shell=1)' 30
 sleep 2
-check "mlagent did not start" eq "$(grep -c 'mlagent started' "$DL_W/shell-console.log")" 0
+check "mlagent did not start" eq "$(console_count shell 'mlagent started')" 0
 dl_stop_all
 
 echo "---- console of the first boot (microlinux and mlagent lines)"
