@@ -116,11 +116,13 @@ build_full() {
 	agent_pkgs=$(full_agent_packages | tr '\n' ' ')
 	log "mlagent needs: $agent_pkgs"
 	log "apt-get install (${#FULL_PACKAGES[@]} packages and their dependencies)"
+	# Updates first: installing systemd-resolved turns /etc/resolv.conf into
+	# a link to its stub, which does not answer inside the chroot.
+	local apt_opts=(-q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 	{
 		full_chroot apt-get -q update &&
-			full_chroot apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-				install --no-install-recommends "${FULL_PACKAGES[@]}" $agent_pkgs &&
-			full_chroot apt-get -q -y dist-upgrade
+			full_chroot apt-get "${apt_opts[@]}" dist-upgrade &&
+			full_chroot apt-get "${apt_opts[@]}" install --no-install-recommends "${FULL_PACKAGES[@]}" $agent_pkgs
 	} >"$out/apt.log" 2>&1 || die "apt-get in the image failed: $(tail -15 "$out/apt.log")"
 
 	log "configuring the image"
