@@ -16,7 +16,7 @@ MIN_MODULES_FS="crc32c_generic crc32c_intel btrfs ext4 vfat nls_cp437 nls_iso885
 # into ROOT/lib/modules/KVER and runs depmod there; modules built into the
 # kernel are skipped (they need no file).
 min_modules() {
-	local root=$1 kdir="$KROOT/lib/modules/$KVER" line path name deps m d
+	local root=$1 kdir="$KROOT/lib/modules/$KVER" line path name m d
 	local -A dep_of=() builtin=() picked=()
 	while IFS= read -r line; do
 		path=${line%%:*}
