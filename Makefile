@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 60
 TREES := BUILD_DIR=$(BUILD_DIR) ASAN_DIR=$(ASAN_DIR) FUZZ_DIR=$(FUZZ_DIR)
 
 .DEFAULT_GOAL := build
-.PHONY: build demo check bench bench-mcast bench-import bench-api bench-deploy bench-tftp fuzz format deps clean
+.PHONY: build demo check bench bench-mcast bench-import bench-api bench-deploy bench-tftp fuzz format deps clean image image-minimal
 # Packages must be installed before anything builds, even under make -j.
 .NOTPARALLEL:
 
@@ -53,6 +53,18 @@ bench-tftp: deps build
 # The same fuzz tree and runs as `make check`, only longer.
 fuzz: deps
 	$(TREES) CHECK_PARTS=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/check.sh
+
+# The client OS (docs/image.md): `make image` builds the full profile (as
+# root: debootstrap), `make image-minimal` the small test one (no root).
+# IMAGE_OUT changes where they go; downloads stay in IMAGE_CACHE.
+IMAGE_CACHE ?= build-image/cache
+image: deps build
+	bash image/build.sh --profile full --out $(or $(IMAGE_OUT),build-image/full) \
+		--mlagent $(BUILD_DIR)/src/agent/mlagent --cache $(IMAGE_CACHE)
+
+image-minimal: deps build
+	bash image/build.sh --profile minimal --out $(or $(IMAGE_OUT),build-image/minimal) \
+		--mlagent $(BUILD_DIR)/src/agent/mlagent --cache $(IMAGE_CACHE)
 
 format:
 	find src tests \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r clang-format -i

@@ -61,6 +61,11 @@ PACKAGES=(
 	# reads it back, fusefat writes it on kernels without FAT), GRUB for BIOS
 	# and UEFI. (btrfs-progs, e2fsprogs and curl are listed above.)
 	fdisk dosfstools mtools fusefat grub-pc-bin grub-efi-amd64-bin
+	# The client OS (image/build.sh, docs/image.md): busybox-static and
+	# Debian's kernel (fetched with apt-get download, unpacked with dpkg-deb)
+	# for the minimal initramfs, QEMU to boot it in tests/integration/
+	# image_minimal.sh; debootstrap and squashfs-tools for the full profile.
+	busybox-static qemu-system-x86 squashfs-tools
 )
 
 check_only=0
