@@ -132,20 +132,24 @@ static bool boot_opt_ok(const char *s)
 	return *s == '\0' || boot_arg_ok(s);
 }
 
-/* The first stage: chains base/boot/MAC, retrying while the server does not answer. */
-static int boot_stage1_at(const char *base, char *out, size_t outsz)
+/*
+ * The first stage: chains base/boot/MAC, retrying while the server does not
+ * answer; prelude (script lines) comes first.
+ */
+static int boot_stage1_at(const char *prelude, const char *base, char *out, size_t outsz)
 {
 	struct boot_sb b = {out, outsz, 0, outsz == 0};
 	boot_put(&b,
 	         "#!ipxe\n"
 	         "# Microlinux network boot, first stage: fetch this machine's own script.\n"
+	         "%s"
 	         ":again\n"
 	         "chain %s/boot/${netX/mac:hexhyp} && goto done ||\n"
 	         "echo Microlinux: the boot server did not answer; trying again in 10 seconds\n"
 	         "sleep 10\n"
 	         "goto again\n"
 	         ":done\n",
-	         base);
+	         prelude, base);
 	return boot_finish(&b);
 }
 
@@ -153,18 +157,25 @@ int boot_stage1(const char *base, char *out, size_t outsz)
 {
 	if (!boot_arg_ok(base))
 		return -EINVAL;
-	return boot_stage1_at(base, out, outsz);
+	return boot_stage1_at("", base, out, outsz);
 }
 
 int boot_stage1_tftp(uint16_t port, char *out, size_t outsz)
 {
 	char base[64];
 	/*
-	 * iPXE expands ${next-server}: the server DHCP named for TFTP, which
-	 * is this one, also behind a proxy DHCP; so the file needs no address.
+	 * The boot server is the one DHCP named for TFTP (this one), so the
+	 * file needs no address. iPXE keeps it in ${next-server}; when a proxy
+	 * DHCP gave it, in ${proxydhcp/next-server} or, after a PXE boot
+	 * server request, ${pxebs/next-server} (and the site's DHCP server may
+	 * name another one in ${next-server}): the most specific wins.
 	 */
-	snprintf(base, sizeof(base), "http://${next-server}:%u", (unsigned)port);
-	return boot_stage1_at(base, out, outsz);
+	snprintf(base, sizeof(base), "http://${mlboot}:%u", (unsigned)port);
+	return boot_stage1_at(
+	    "set mlboot ${next-server}\n"
+	    "isset ${proxydhcp/next-server} && set mlboot ${proxydhcp/next-server} ||\n"
+	    "isset ${pxebs/next-server} && set mlboot ${pxebs/next-server} ||\n",
+	    base, out, outsz);
 }
 
 int boot_script(const struct boot_script_in *in, char *out, size_t outsz)

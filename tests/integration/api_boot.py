@@ -104,8 +104,10 @@ def main():
         return p.returncode, p.stdout
     rc, data = tftp("boot.ipxe")
     check(rc == 0 and data.startswith(b"#!ipxe\n")
-          and f"chain http://${{next-server}}:{port}/boot/${{netX/mac:hexhyp}}".encode() in data,
-          "TFTP boot.ipxe: the first stage at ${next-server}", (rc, data))
+          and f"chain http://${{mlboot}}:{port}/boot/${{netX/mac:hexhyp}}".encode() in data
+          and b"set mlboot ${proxydhcp/next-server}" in data
+          and b"set mlboot ${next-server}" in data and b"set mlboot ${pxebs/next-server}" in data,
+          "TFTP boot.ipxe: the first stage at the (proxy) DHCP's next-server", (rc, data))
     for name in ("undionly.kpxe", "ipxe.efi"):
         rc, data = tftp(name)
         with open("/usr/lib/ipxe/" + name, "rb") as f:

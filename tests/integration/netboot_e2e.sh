@@ -17,6 +17,11 @@
 # script, which leaves network boot for the local disk (there is none
 # here), as the server's log and the machine's record show.
 #
+# Last, the site's DHCP server knows nothing of network boot (dnsmasq in
+# another namespace, addresses only) and dnsmasq in proxy-DHCP mode beside
+# it gives the boot information (docs/netboot.md's example): pc1 boots
+# again, up to its agent.
+#
 # The minimal profile is built with image/build.sh (a Debian kernel
 # package is downloaded once into IMAGE_CACHE, default build-image/cache)
 # unless NETBOOT_PROFILE names a directory that holds one. Needs root, network namespaces, QEMU,
@@ -110,7 +115,6 @@ qemu_start() { # NAME MAC TAP
     -display none -monitor none -serial "file:$DL_W/$1.serial" -no-reboot \
     -netdev "tap,id=n0,ifname=$3,script=no,downscript=no" \
     -device "virtio-net-pci,netdev=n0,mac=$2" -boot n
-  eval "QEMU_PID_$1=$DL_PID"
 }
 T0=$SECONDS
 qemu_start pc1 "$MAC1" "nbt1-$$"
@@ -153,7 +157,7 @@ check "pc1 enrolled as the registered machine (by MAC)" has "$inv" '"machine":"p
 id2=$(dl_machine_id pc2)
 dl_api PUT "/machines/$id2/boot" '{"mode": "local"}' >/dev/null
 check "pc2 set to local" eq "$(dl_status)" 200
-pid2=$QEMU_PID_pc2
+pid2=$(cat "$DL_W/qemu-pc2.pid")
 kill -TERM "$pid2" 2>/dev/null || true
 for _ in $(seq 50); do kill -0 "$pid2" 2>/dev/null || break; sleep 0.1; done
 ip netns exec "$SW" ip link del "nbt2-$$" 2>/dev/null || true
@@ -163,5 +167,46 @@ check "pc2's script is local now" has "$(cat "$DL_W/server.log")" "pc2 ($MAC2) b
 r2=$(dl_api GET "/machines/$id2/boot")
 check "pc2's record: last boot local (machine setting)" \
   eq "$(jq -r '.last_boot_mode + " " + .why' <<<"$r2")" "local machine setting"
+
+# ---- dnsmasq as proxy-DHCP beside a site DHCP server that knows nothing of PXE ----
+kill -TERM "$(cat "$DL_W/dnsmasq.pid")" 2>/dev/null || true
+lab_add_host dhcp "$LAB_NET.2"
+cat >"$DL_W/site-dhcp.conf" <<EOF
+port=0
+interface=eth0
+bind-interfaces
+dhcp-range=$LAB_NET.160,$LAB_NET.199,255.255.255.0,1h
+dhcp-leasefile=$DL_W/site-dhcp.leases
+EOF
+dl_spawn site-dhcp dhcp dnsmasq --keep-in-foreground --no-resolv --no-hosts --log-facility=- \
+  --conf-file="$DL_W/site-dhcp.conf" --pid-file="$DL_W/site-dhcp.pidfile"
+cat >"$DL_W/proxy.conf" <<EOF
+port=0
+interface=eth0
+bind-interfaces
+dhcp-range=$LAB_NET.0,proxy
+dhcp-userclass=set:ipxe,iPXE
+pxe-service=tag:!ipxe,x86PC,"Microlinux",undionly.kpxe,$DL_ADDR
+pxe-service=tag:!ipxe,x86-64_EFI,"Microlinux",ipxe.efi,$DL_ADDR
+pxe-service=tag:ipxe,x86PC,"Microlinux",boot.ipxe,$DL_ADDR
+pxe-service=tag:ipxe,x86-64_EFI,"Microlinux",boot.ipxe,$DL_ADDR
+log-dhcp
+EOF
+dl_spawn proxy srv dnsmasq --keep-in-foreground --no-resolv --no-hosts --log-facility=- \
+  --conf-file="$DL_W/proxy.conf" --pid-file="$DL_W/proxy.pidfile"
+pid1=$(cat "$DL_W/qemu-pc1.pid")
+kill -TERM "$pid1" 2>/dev/null || true
+for _ in $(seq 50); do kill -0 "$pid1" 2>/dev/null || break; sleep 0.1; done
+ip netns exec "$SW" ip link del "nbt1-$$" 2>/dev/null || true
+rm -f "$DL_W/pc1.serial"
+T1=$SECONDS
+qemu_start pc1 "$MAC1" "nbt4-$$"
+lab_wait_file "$DL_W/pc1.serial" "${NETBOOT_WAIT:-420}" "microlinux: mlagent started" || true
+echo "NETBOOT: pc1 through proxy-DHCP: QEMU start to its agent started: $((SECONDS - T1)) s"
+check "proxy-DHCP: pc1 booted again, up to its agent" has "$(cat "$DL_W/pc1.serial")" "microlinux: mlagent started"
+check "proxy-DHCP: the site's DHCP server gave pc1 its address" has "$(cat "$DL_W/site-dhcp.leases")" "$MAC1"
+check "proxy-DHCP: dnsmasq answered as a proxy" has "$(cat "$DL_W/proxy.log")" "proxy"
+check "proxy-DHCP: pc1 fetched its script a second time" \
+  eq "$(grep -c "pc1 ($MAC1) boots microlinux" "$DL_W/server.log")" 2
 
 dl_summary
