@@ -97,8 +97,11 @@ bind-interfaces
 dhcp-range=$LAB_NET.100,$LAB_NET.150,255.255.255.0,1h
 dhcp-leasefile=$DL_W/dnsmasq.leases
 dhcp-userclass=set:ipxe,iPXE
+dhcp-match=set:efi64,option:client-arch,7
+dhcp-match=set:efi64,option:client-arch,9
 dhcp-boot=tag:ipxe,boot.ipxe,,$DL_ADDR
-dhcp-boot=tag:!ipxe,undionly.kpxe,,$DL_ADDR
+dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,$DL_ADDR
+dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,$DL_ADDR
 log-dhcp
 EOF
 dl_spawn dnsmasq srv dnsmasq --keep-in-foreground --no-resolv --no-hosts --log-facility=- \
