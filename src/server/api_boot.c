@@ -77,21 +77,31 @@ static int boot_machine_get(struct req *r)
 	return req_reply(r, 200, o);
 }
 
-static int boot_machine_put(struct req *r)
+/*
+ * PUT .../boot {"mode"}: the own mode of a machine or a group (table,
+ * "machine" or "group"); 0, or -1 with the response set.
+ */
+static int boot_own_put(struct req *r, const char *table, const char *what)
 {
 	static const char *const keys[] = {"mode", NULL};
+	char sql[80];
 	int64_t id = r->id[0];
 	int mode;
 	if (jv_object(r, keys) < 0 || boot_mode_arg(r, true, &mode) < 0)
 		return -1;
-	int rc = store_exec(r->srv->store, "UPDATE machines SET boot_mode = ? WHERE id = ?", "ti",
-	                    mode ? boot_mode_str(mode) : NULL, id);
+	snprintf(sql, sizeof(sql), "UPDATE %s SET boot_mode = ? WHERE id = ?", table);
+	int rc = store_exec(r->srv->store, sql, "ti", mode ? boot_mode_str(mode) : NULL, id);
 	if (rc == 0)
-		return req_not_found(r, "machine", id);
+		return req_not_found(r, what, id);
 	if (rc < 0)
 		return req_internal(r);
-	audit_add(r, "update", "machine", id, "boot mode %s", mode ? boot_mode_str(mode) : "unset");
-	return boot_machine_get(r);
+	audit_add(r, "update", what, id, "boot mode %s", mode ? boot_mode_str(mode) : "unset");
+	return 0;
+}
+
+static int boot_machine_put(struct req *r)
+{
+	return boot_own_put(r, "machines", "machine") < 0 ? -1 : boot_machine_get(r);
 }
 
 static int boot_group_reply(struct req *r, int64_t id)
@@ -112,19 +122,7 @@ static int boot_group_get(struct req *r)
 
 static int boot_group_put(struct req *r)
 {
-	static const char *const keys[] = {"mode", NULL};
-	int64_t id = r->id[0];
-	int mode;
-	if (jv_object(r, keys) < 0 || boot_mode_arg(r, true, &mode) < 0)
-		return -1;
-	int rc = store_exec(r->srv->store, "UPDATE mgroups SET boot_mode = ? WHERE id = ?", "ti",
-	                    mode ? boot_mode_str(mode) : NULL, id);
-	if (rc == 0)
-		return req_not_found(r, "group", id);
-	if (rc < 0)
-		return req_internal(r);
-	audit_add(r, "update", "group", id, "boot mode %s", mode ? boot_mode_str(mode) : "unset");
-	return boot_group_reply(r, id);
+	return boot_own_put(r, "mgroups", "group") < 0 ? -1 : boot_group_reply(r, r->id[0]);
 }
 
 /* The temporary mode's body: mode, reason, expires_in_s. 0 or -1. */

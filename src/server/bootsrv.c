@@ -227,20 +227,6 @@ static enum MHD_Result bootsrv_access(void *cls, struct MHD_Connection *c, const
 	                     "(/boot.ipxe, /boot/MAC, /files/...)");
 }
 
-static void bootsrv_mhd_log(void *cls, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-
-static void bootsrv_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	(void)cls;
-	char line[512];
-	vsnprintf(line, sizeof(line), fmt, ap);
-	size_t n = strlen(line);
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	log_debug("boot http: %s", line);
-}
-
 /* The enrollment token machines are given, from [boot] enroll_token_file. */
 static int bootsrv_token(struct bootsrv *b, char *err, size_t errsz)
 {
@@ -314,7 +300,7 @@ int bootsrv_start(struct srv *srv, char *err, size_t errsz)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	b->d = MHD_start_daemon(flags, 0, NULL, NULL, bootsrv_access, b, MHD_OPTION_EXTERNAL_LOGGER,
-	                        bootsrv_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+	                        http_mhd_log, (void *)"boot http", MHD_OPTION_SOCK_ADDR, &ss,
 	                        MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_LIMIT, 512u,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
 	if (!b->d) {

@@ -508,18 +508,14 @@ static void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-static void http_mhd_log(void *cls, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-
-static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	(void)cls;
 	char line[512];
 	vsnprintf(line, sizeof(line), fmt, ap);
 	size_t n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	log_debug("http: %s", line);
+	log_debug("%s: %s", cls ? (const char *)cls : "http", line);
 }
 
 int http_start(struct srv *srv, const char *cert_pem, const char *key_pem, struct http **out,

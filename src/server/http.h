@@ -6,6 +6,7 @@
 #ifndef ML_HTTP_H
 #define ML_HTTP_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,12 @@ void http_stop(struct http *h);
  */
 struct sockaddr_storage;
 int http_parse_listen(const char *s, struct sockaddr_storage *ss, char *err, size_t errsz);
+
+/*
+ * libmicrohttpd's error logger (MHD_OPTION_EXTERNAL_LOGGER): its messages
+ * at debug level, prefixed with cls (a static string) or "http".
+ */
+void http_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* An IPv4 or IPv6 address as text (no port); "?" for other families. */
 struct sockaddr;
