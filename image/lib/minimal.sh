@@ -5,11 +5,13 @@
 # device nodes come from devtmpfs at boot.
 
 # Modules loaded at boot (minimal/init), with their dependencies. Network
-# boot in QEMU (virtio, e1000) and on common PCs (Intel, Realtek); disks and
+# boot in QEMU (virtio, e1000) and on common PCs (Intel, Realtek); disks
+# (ata_piix: Intel SATA in IDE mode, and QEMU's "pc" machine, whose default
+# disk is IDE: an installed system boots from it, docs/install.md) and
 # file systems for the data partition (LABEL=MLDATA). btrfs and ext4 need a
 # crc32c implementation, which modules.dep does not list (a softdep).
 MIN_MODULES_NET="failover net_failover virtio_pci virtio_net e1000 e1000e igb r8169"
-MIN_MODULES_DISK="virtio_blk virtio_scsi ahci sd_mod nvme"
+MIN_MODULES_DISK="virtio_blk virtio_scsi ahci ata_piix sd_mod nvme"
 MIN_MODULES_FS="crc32c_generic crc32c_intel btrfs ext4 vfat nls_cp437 nls_iso8859_1"
 
 # min_modules ROOT — copies the wanted modules and everything they depend on
