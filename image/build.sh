@@ -53,6 +53,9 @@ mlagent=$(cd "$(dirname "$mlagent")" && pwd)/$(basename "$mlagent")
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
+# A failed build must not leave the files of an earlier one looking current.
+rm -f "$out/vmlinuz" "$out/initrd.img" "$out/filesystem.squashfs" "$out/packages.txt" "$out/build-info"
+
 start=$(date +%s)
 case $profile in
 minimal)

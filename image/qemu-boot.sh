@@ -14,7 +14,9 @@
 #
 # Environment: QEMU_MEM (MiB; default 512 minimal, 3072 full), QEMU_ACCEL
 # (tcg or kvm; default tcg), QEMU_NIC (default virtio-net-pci),
-# QEMU_DISK (a disk image to attach, e.g. with an MLDATA partition).
+# QEMU_DISK (a disk image to attach, e.g. with an MLDATA partition),
+# QEMU_EXTRA (more QEMU arguments, split at spaces, e.g. "-monitor
+# unix:/tmp/mon.sock,server,nowait" to take screendumps of the X session).
 set -euo pipefail
 
 dir=${1:?usage: image/qemu-boot.sh DIR [KERNEL ARGUMENTS...]}
@@ -42,4 +44,4 @@ echo "qemu-boot: kernel command line: $append" >&2
 qemu-system-x86_64 -accel "${QEMU_ACCEL:-tcg}" -machine q35 -m "$mem" -smp 2 \
 	-display none -vga std -serial mon:stdio -no-reboot \
 	-kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" -append "$append" \
-	-netdev user,id=n0 -device "${QEMU_NIC:-virtio-net-pci},netdev=n0" "${disk[@]}"
+	-netdev user,id=n0 -device "${QEMU_NIC:-virtio-net-pci},netdev=n0" "${disk[@]}" ${QEMU_EXTRA:-}

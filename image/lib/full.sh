@@ -17,6 +17,8 @@ FULL_PACKAGES=(
 	# (fetch=) with busybox's wget; systemd as init.
 	linux-image-amd64 live-boot live-boot-initramfs-tools busybox initramfs-tools
 	systemd-sysv systemd-resolved systemd-timesyncd dbus libpam-systemd
+	# zstd: initramfs-tools compresses the initrd with it (else gzip).
+	zstd
 	# Networking and shell tools.
 	iproute2 iputils-ping procps less kmod udev ca-certificates curl
 	# X, input, the Openbox session (xmessage is in x11-utils).
@@ -111,6 +113,16 @@ build_full() {
 		[ -z "$SECURITY_MIRROR" ] || echo "deb $SECURITY_MIRROR $SUITE-security main"
 	} >"$target/etc/apt/sources.list"
 	cp /etc/resolv.conf "$target/etc/resolv.conf" 2>/dev/null || true
+	# The image needs no manuals, documentation or translations (the
+	# copyright files stay): less to download into every machine's RAM.
+	cat >"$target/etc/dpkg/dpkg.cfg.d/01-microlinux-nodoc" <<-EOM
+		path-exclude /usr/share/doc/*
+		path-include /usr/share/doc/*/copyright
+		path-exclude /usr/share/man/*
+		path-exclude /usr/share/info/*
+		path-exclude /usr/share/locale/*
+		path-include /usr/share/locale/locale.alias
+	EOM
 
 	local agent_pkgs
 	agent_pkgs=$(full_agent_packages | tr '\n' ' ')
@@ -138,10 +150,6 @@ build_full() {
 	strip --strip-unneeded "$target/usr/sbin/mlagent" 2>/dev/null || true
 	install -m 0644 "$REPO/packaging/mlagent.service" "$target/etc/systemd/system/mlagent.service"
 
-	# The data partition, when a disk has one; no waiting for long without.
-	grep -q MLDATA "$target/etc/fstab" 2>/dev/null ||
-		echo 'LABEL=MLDATA /var/lib/mlagent btrfs noatime,nofail,x-systemd.device-timeout=10s 0 0' >>"$target/etc/fstab"
-
 	full_chroot useradd -m -s /bin/bash -c 'Microlinux kiosk' -G video,audio,input,render,kvm,plugdev ml 2>/dev/null ||
 		full_chroot useradd -m -s /bin/bash -c 'Microlinux kiosk' -G video,audio,input,kvm ml
 	full_chroot passwd -l root >/dev/null
@@ -158,7 +166,7 @@ build_full() {
 	echo 'LANG=C.UTF-8' >"$target/etc/default/locale"
 	ln -sf /run/systemd/resolve/stub-resolv.conf "$target/etc/resolv.conf"
 
-	full_chroot systemctl enable systemd-networkd systemd-resolved mlagent.service >/dev/null 2>&1
+	full_chroot systemctl enable systemd-networkd systemd-resolved ml-data.service mlagent.service >/dev/null 2>&1
 	local u
 	for u in "${units[@]}"; do
 		log "enabling $u (image/files)"
@@ -178,14 +186,19 @@ build_full() {
 		echo "mlagent $("$mlagent" --version | awk '{ print $2 }')"
 	} >"$out/packages.txt"
 
-	# Clean up: caches, logs, what apt and the chroot left.
-	full_chroot apt-get -q clean
-	rm -f "$target/usr/sbin/policy-rc.d"
+	# Clean up: caches, logs, what apt and the chroot left (not with
+	# apt-get clean: it would empty the bind-mounted download cache).
+	rm -f "$target/usr/sbin/policy-rc.d" "$target"/var/cache/apt/*.bin
+	# What debootstrap installed before the path-excludes were there.
+	find "$target/usr/share/doc" -type f ! -name copyright -delete
+	rm -rf "$target"/usr/share/man/* "$target"/usr/share/info/*
+	find "$target/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
 	rm -rf "$target"/var/lib/apt/lists/* "$target"/tmp/* "$target"/var/tmp/* "$target"/var/log/*.log \
 		"$target"/var/log/apt/* "$target"/var/cache/debconf/*-old "$target"/var/cache/ldconfig/* \
 		"$target"/etc/ssh/ssh_host_* "$target"/root/.bash_history
 	full_umount_all
 	full_mounted_under "$target" && die "something is still mounted under $target"
+	rm -rf "$target"/var/cache/apt/archives/*.deb "$target"/var/cache/apt/archives/partial/*
 
 	log "mksquashfs (xz) of $(du -sh "$target" | cut -f1)"
 	rm -f "$out/filesystem.squashfs"
