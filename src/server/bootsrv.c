@@ -58,15 +58,6 @@ static enum MHD_Result bootsrv_error(struct MHD_Connection *c, unsigned status, 
 	                    (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static void bootsrv_peer(struct MHD_Connection *c, char *out, size_t outsz)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	snprintf(out, outsz, "?");
-	if (ci && ci->client_addr)
-		http_format_addr(ci->client_addr, out, outsz);
-}
-
 /* ml.server=: the setting, or the API's scheme and port on the host the client used. */
 static void bootsrv_server_url(const struct bootsrv *b, const char *host, char *out, size_t outsz)
 {
@@ -206,7 +197,7 @@ static enum MHD_Result bootsrv_access(void *cls, struct MHD_Connection *c, const
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return bootsrv_error(c, 405, "only GET and HEAD are served here");
 	char peer[64];
-	bootsrv_peer(c, peer, sizeof(peer));
+	http_peer(c, peer, sizeof(peer));
 	if (strncmp(url, "/files/", 7) == 0)
 		return bootsrv_file(b, c, url + 7, peer);
 	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");

@@ -229,7 +229,7 @@ static const char *http_token(struct MHD_Connection *c)
 	return MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "mlsession");
 }
 
-void http_format_addr(const struct sockaddr *sa, char *out, size_t outsz)
+static void http_format_addr(const struct sockaddr *sa, char *out, size_t outsz)
 {
 	snprintf(out, outsz, "?");
 	if (sa->sa_family == AF_INET)
@@ -240,7 +240,7 @@ void http_format_addr(const struct sockaddr *sa, char *out, size_t outsz)
 		          out, (socklen_t)outsz);
 }
 
-static void http_peer(struct MHD_Connection *c, char *out, size_t outsz)
+void http_peer(struct MHD_Connection *c, char *out, size_t outsz)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);

@@ -36,8 +36,8 @@ int http_parse_listen(const char *s, struct sockaddr_storage *ss, char *err, siz
  */
 void http_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
-/* An IPv4 or IPv6 address as text (no port); "?" for other families. */
-struct sockaddr;
-void http_format_addr(const struct sockaddr *sa, char *out, size_t outsz);
+/* A connection's client address as text (no port); "?" when unknown. */
+struct MHD_Connection;
+void http_peer(struct MHD_Connection *c, char *out, size_t outsz);
 
 #endif
