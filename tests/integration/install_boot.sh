@@ -71,21 +71,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-pass() { echo "ok: $*"; }
-fail() {
-	echo "FAIL: $*"
-	FAILS=$((FAILS + 1))
-}
-check() { # description command...
-	local d=$1
-	shift
-	if "$@"; then pass "$d"; else fail "$d"; fi
-}
-die() {
-	echo "FAIL: $*"
-	exit 1
-}
+# shellcheck source=tests/integration/checks.sh
+source "$MLSRC/tests/integration/checks.sh"
 
 attach() { # the disk file on a loop device with its partitions, $LOOP
 	LOOP=$(losetup -P --show -f "$DISK_IMG") || die "losetup $DISK_IMG"
