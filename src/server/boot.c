@@ -323,16 +323,15 @@ int boot_conf_check(const struct srvconf *c, char *err, size_t errsz)
 		         p);
 		return -EINVAL;
 	}
-	if (boot_mode_parse(c->boot_default_mode) == BOOT_NONE ||
-	    boot_mode_parse(c->boot_unknown_mode) == BOOT_NONE) {
-		snprintf(err, errsz,
-		         "[boot] %s: '%.100s' is not microlinux, local, install or shell",
-		         boot_mode_parse(c->boot_default_mode) == BOOT_NONE ? "default_mode"
-		                                                            : "unknown_mode",
-		         boot_mode_parse(c->boot_default_mode) == BOOT_NONE ? c->boot_default_mode
-		                                                            : c->boot_unknown_mode);
-		return -EINVAL;
-	}
+	const char *const modes[][2] = {{"default_mode", c->boot_default_mode},
+	                                {"unknown_mode", c->boot_unknown_mode}};
+	for (size_t i = 0; i < 2; i++)
+		if (boot_mode_parse(modes[i][1]) == BOOT_NONE) {
+			snprintf(err, errsz,
+			         "[boot] %s: '%.100s' is not microlinux, local, install or shell",
+			         modes[i][0], modes[i][1]);
+			return -EINVAL;
+		}
 	const char *u = c->boot_server_url;
 	if (*u && (!boot_arg_ok(u) ||
 	           (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0))) {
