@@ -12,7 +12,7 @@
 #   dl_wait_online pc1 pc2 ...  # until their agents are online
 #   dl_image FILE NAME          # import a version; its id in $DL_VERSION, image in $DL_IMAGE
 #   dl_deploy NAME VERSION TARGETS_JSON [OPTIONS_JSON]   # run id in $DL_RUN
-#   dl_wait_run RUN [SECONDS]   # until the run ends; its JSON in $DL_RUNJSON
+#   dl_wait_run RUN [SECONDS]   # until the run ends and is reported; JSON in $DL_RUNJSON
 #   dl_api METHOD PATH [JSON]   # the API's answer on stdout (curl in srv)
 #
 # Processes started here are killed by PID and their files removed on exit
@@ -289,14 +289,15 @@ dl_deploy() {
   return 1
 }
 
-# dl_wait_run RUN [SECONDS] — until RUN has ended: $DL_RUNJSON.
+# dl_wait_run RUN [SECONDS] — until RUN has ended and its report is out: $DL_RUNJSON.
 dl_wait_run() {
   local run=$1 secs=${2:-180} end
   end=$((SECONDS + secs))
   while :; do
     DL_RUNJSON=$(dl_api GET "/runs/$run")
-    case $(jq -r .state <<<"$DL_RUNJSON") in
-      done | failed | cancelled) return 0 ;;
+    # An ended run is "reporting" until its mail's outcome is recorded.
+    case $(jq -r '.state + " " + (.phase // "")' <<<"$DL_RUNJSON") in
+      "done " | "failed " | "cancelled ") return 0 ;;
     esac
     [ $SECONDS -ge $end ] && { dl_log "run $run still $(jq -r .state <<<"$DL_RUNJSON") after ${secs}s"; return 1; }
     sleep 0.3
