@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,11 @@ struct bootsrv {
 	struct MHD_Daemon *d;
 	int rootfd;
 	char root[4096];
-	char token[AUTH_SECRET_LEN + 1]; /* ml.token= or "" */
+	/* ml.token= or "", re-read when [boot] enroll_token_file changes. */
+	pthread_mutex_t tok_mu;
+	char token[AUTH_SECRET_LEN + 1];
+	struct stat tok_st; /* the file as last read or tried */
+	int tok_errno;      /* the last stat() error, warned about once */
 };
 
 static enum MHD_Result bootsrv_text(struct MHD_Connection *c, unsigned status, const char *type,
@@ -78,6 +83,76 @@ static void bootsrv_server_url(const struct bootsrv *b, const char *host, char *
 	         (unsigned)b->srv->api_port);
 }
 
+/* Reads the enrollment token, the first line of path, into tok. */
+static int bootsrv_token_read(const char *path, char tok[AUTH_SECRET_LEN + 1], char *err,
+                              size_t errsz)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = fio_read_file(path, 4096, &buf, &len);
+	if (rc < 0) {
+		snprintf(err, errsz, "[boot] enroll_token_file %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	char *s = (char *)buf;
+	s[strcspn(s, "\r\n")] = '\0';
+	if (!auth_secret_wellformed(s, "mle_")) {
+		snprintf(err, errsz,
+		         "[boot] enroll_token_file %s: its first line is not an enrollment token "
+		         "(mle_ and 64 hex digits; mlctl enroll-token create)",
+		         path);
+		free(buf);
+		return -EINVAL;
+	}
+	snprintf(tok, AUTH_SECRET_LEN + 1, "%s", s);
+	free(buf);
+	return 0;
+}
+
+static bool bootsrv_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* The token file changed (st): its token replaces the one in use if it has one. */
+static void bootsrv_token_reload(struct bootsrv *b, const char *path, const struct stat *st)
+{
+	b->tok_st = *st;
+	char tok[AUTH_SECRET_LEN + 1], err[512];
+	if (bootsrv_token_read(path, tok, err, sizeof(err)) < 0) {
+		log_warn("boot: %s; machines keep getting the token read before", err);
+	} else if (strcmp(tok, b->token) != 0) {
+		memcpy(b->token, tok, sizeof(tok));
+		log_info("boot: a new enrollment token read from %s", path);
+	}
+}
+
+/*
+ * The token for a script, into out: the file is read again when it has
+ * changed since the last read. A file that cannot be read or holds no
+ * token leaves the previous token in use, with a warning (once per change).
+ */
+static void bootsrv_token_get(struct bootsrv *b, char out[AUTH_SECRET_LEN + 1])
+{
+	const char *path = b->srv->conf.boot_enroll_token_file;
+	pthread_mutex_lock(&b->tok_mu);
+	struct stat st;
+	if (*path && stat(path, &st) < 0) {
+		if (errno != b->tok_errno)
+			log_warn("boot: [boot] enroll_token_file %s: %s; machines keep getting the "
+			         "token read before",
+			         path, strerror(errno));
+		b->tok_errno = errno;
+	} else if (*path) {
+		b->tok_errno = 0;
+		if (!bootsrv_same_file(&st, &b->tok_st))
+			bootsrv_token_reload(b, path, &st);
+	}
+	memcpy(out, b->token, AUTH_SECRET_LEN + 1);
+	pthread_mutex_unlock(&b->tok_mu);
+}
+
 static enum MHD_Result bootsrv_machine(struct bootsrv *b, struct MHD_Connection *c,
                                        const char *host, const char *macarg, const char *peer)
 {
@@ -98,6 +173,8 @@ static enum MHD_Result bootsrv_machine(struct bootsrv *b, struct MHD_Connection 
 	int fd = fio_open_beneath(b->rootfd, sq, &size);
 	if (fd >= 0)
 		close(fd);
+	char token[AUTH_SECRET_LEN + 1];
+	bootsrv_token_get(b, token);
 	struct boot_script_in in = {
 	    .mode = ch.mode,
 	    .base = base,
@@ -105,7 +182,7 @@ static enum MHD_Result bootsrv_machine(struct bootsrv *b, struct MHD_Connection 
 	    .squashfs = fd >= 0,
 	    .server_url = server,
 	    .fingerprint = b->srv->fingerprint,
-	    .token = b->token,
+	    .token = token,
 	    .name = ch.name,
 	    .mac = canon,
 	    .why = ch.why,
@@ -218,34 +295,6 @@ static enum MHD_Result bootsrv_access(void *cls, struct MHD_Connection *c, const
 	                     "(/boot.ipxe, /boot/MAC, /files/...)");
 }
 
-/* The enrollment token machines are given, from [boot] enroll_token_file. */
-static int bootsrv_token(struct bootsrv *b, char *err, size_t errsz)
-{
-	const char *path = b->srv->conf.boot_enroll_token_file;
-	if (!*path)
-		return 0;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc = fio_read_file(path, 4096, &buf, &len);
-	if (rc < 0) {
-		snprintf(err, errsz, "[boot] enroll_token_file %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	char *s = (char *)buf;
-	s[strcspn(s, "\r\n")] = '\0';
-	if (!auth_secret_wellformed(s, "mle_")) {
-		snprintf(err, errsz,
-		         "[boot] enroll_token_file %s: its first line is not an enrollment token "
-		         "(mle_ and 64 hex digits; mlctl enroll-token create)",
-		         path);
-		free(buf);
-		return -EINVAL;
-	}
-	snprintf(b->token, sizeof(b->token), "%s", s);
-	free(buf);
-	return 0;
-}
-
 int bootsrv_start(struct srv *srv, char *err, size_t errsz)
 {
 	const struct srvconf *conf = &srv->conf;
@@ -259,9 +308,16 @@ int bootsrv_start(struct srv *srv, char *err, size_t errsz)
 		return -ENOMEM;
 	b->srv = srv;
 	b->rootfd = -1;
-	int rc = bootsrv_token(b, err, errsz);
-	if (rc < 0)
-		goto fail;
+	int rc = 0;
+	pthread_mutex_init(&b->tok_mu, NULL);
+	if (*conf->boot_enroll_token_file) {
+		/* At start a bad file is an error; later changes only warn. */
+		if (stat(conf->boot_enroll_token_file, &b->tok_st) < 0)
+			memset(&b->tok_st, 0, sizeof(b->tok_st));
+		rc = bootsrv_token_read(conf->boot_enroll_token_file, b->token, err, errsz);
+		if (rc < 0)
+			goto fail;
+	}
 	if (*conf->boot_root)
 		snprintf(b->root, sizeof(b->root), "%s", conf->boot_root);
 	else
@@ -310,6 +366,7 @@ int bootsrv_start(struct srv *srv, char *err, size_t errsz)
 fail:
 	if (b->rootfd >= 0)
 		close(b->rootfd);
+	pthread_mutex_destroy(&b->tok_mu);
 	free(b);
 	return rc;
 }
@@ -363,6 +420,7 @@ void bootsrv_stop(struct srv *srv)
 		return;
 	MHD_stop_daemon(b->d);
 	close(b->rootfd);
+	pthread_mutex_destroy(&b->tok_mu);
 	free(b);
 	srv->bootsrv = NULL;
 }

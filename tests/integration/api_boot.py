@@ -292,6 +292,7 @@ def main():
     srv.start()
     st, text = script(port, "52-54-00-00-00-07")
     check(f" ml.token={tok}" in kernel_line(text), "enroll token in the script", text)
+    test_token_reload(srv, port, tokfile, tok)
     srv.stop()
     bad = [
         (["--set", "boot.profile=../x"], "[boot] profile"),
@@ -315,6 +316,38 @@ def main():
     srv.stop()
     srv.cleanup()
     done()
+
+
+def test_token_reload(srv, port, tokfile, tok):
+    """A changed enroll_token_file is read again; a bad or missing one keeps the last token."""
+    def put(text):  # as an editor or mlctl ... > file.new && mv would
+        with open(tokfile + ".new", "w") as f:
+            f.write(text)
+        os.replace(tokfile + ".new", tokfile)
+
+    def token_given():
+        st, text = script(port, "52-54-00-00-00-07")
+        return next((a[9:] for a in kernel_line(text).split() if a.startswith("ml.token=")), "")
+
+    srv.login()
+    r = srv.post("/enroll-tokens", {"name": "lab2"})
+    check(r.status == 201, "a second enrollment token", r)
+    tok2 = r.json.get("token", "")
+    put(tok2 + "\n")
+    check(token_given() == tok2, "a new token file is read at the next boot")
+    check("a new enrollment token read from" in srv.logtext(), "the new token is logged")
+    put("not-a-token\n")
+    check(token_given() == tok2, "a bad token file keeps the last token")
+    check("not an enrollment token (mle_ and 64 hex digits; mlctl enroll-token create); "
+          "machines keep getting the token read before" in srv.logtext(),
+          "a bad token file is logged", srv.logtext()[-400:])
+    os.unlink(tokfile)
+    check(token_given() == tok2 and token_given() == tok2, "a removed token file keeps the last token")
+    check(srv.logtext().count("No such file or directory; machines keep getting") == 1,
+          "a removed token file is logged once", srv.logtext()[-400:])
+    with open(tokfile, "w") as f:
+        f.write(tok + "\n")
+    check(token_given() == tok, "the token file written in place is read again")
 
 
 def test_mlctl(srv, m1, g):
