@@ -43,16 +43,12 @@ dl_require() {
     { echo "SKIP: needs /usr/bin/python3 with aiosmtpd (Debian: python3-aiosmtpd)"; exit 77; }
 }
 
-# Checks: check DESCRIPTION COMMAND... runs COMMAND and counts it; eq A B,
-# le A B (numbers) and has TEXT NEEDLE are commands for it that say what
-# differs; dl_summary prints the count and exits 1 (with the logs) when any
-# check failed.
-DL_CHECKS=0 DL_FAILS=0
-check() {
-  local what=$1; shift
-  DL_CHECKS=$((DL_CHECKS + 1))
-  if "$@"; then echo "ok: $what"; else DL_FAILS=$((DL_FAILS + 1)); echo "FAIL: $what"; fi
-}
+# Checks (checks.sh): check DESCRIPTION COMMAND... runs COMMAND and counts
+# it; eq A B, le A B (numbers) and has TEXT NEEDLE are commands for it that
+# say what differs; dl_summary prints the count and exits 1 (with the logs)
+# when any check failed.
+# shellcheck source=tests/integration/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 eq() { [ "$1" = "$2" ] || { echo "   got '$1', want '$2'" >&2; return 1; }; }
 le() { [ "$1" -le "$2" ] || { echo "   $1 > $2" >&2; return 1; }; }
 has() { grep -q -- "$2" <<<"$1" || { echo "   '$2' not in: ${1:0:400}" >&2; return 1; }; }
@@ -62,8 +58,8 @@ dl_dump() {
   for f in "$DL_W"/*.log; do echo "---- $f"; tail -40 "$f"; done
 }
 dl_summary() {
-  echo "$((DL_CHECKS - DL_FAILS))/$DL_CHECKS checks passed"
-  [ "$DL_FAILS" = 0 ] || { dl_dump; exit 1; }
+  echo "$((CHECKS - FAILS))/$CHECKS checks passed"
+  [ "$FAILS" = 0 ] || { dl_dump; exit 1; }
 }
 
 # dl_init — paths of the programs and a work directory removed on exit.

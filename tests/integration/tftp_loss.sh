@@ -42,10 +42,9 @@ cleanup() {
 }
 lab_on_exit cleanup
 lab_trap
-FAILS=0
+# shellcheck source=tests/integration/checks.sh
+source "$(dirname "$0")/checks.sh"
 T0=$SECONDS
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
 
 lab_up 1 0 0 || { echo "FAIL: cannot build the lab"; exit 1; }
 # LOSS % of the DATA and ACK packets (UDP payload opcode 3 or 4, at bit 64
@@ -168,9 +167,9 @@ done
 check_copy() {
 	local name=$1 src=$2 what=$3
 	if [ "$(cat "$name.rc" 2>/dev/null)" = 0 ] && cmp -s "$ROOT/$src" "$name.out"; then
-		ok "$what: $src intact"
+		pass "$what: $src intact"
 	else
-		bad "$what: $src (exit $(cat "$name.rc" 2>/dev/null), copy differs or missing)"
+		fail "$what: $src (exit $(cat "$name.rc" 2>/dev/null), copy differs or missing)"
 		tail -3 "$name.log"
 	fi
 }
@@ -186,27 +185,27 @@ echo "# transfers done after $((SECONDS - T0)) s"
 port_of() { awk 'NR == 1 { print $2 }' "$1" 2>/dev/null; }
 SPORT=$(port_of silent.txt)
 CPORT=$(port_of closed.txt)
-[ -n "$SPORT" ] && [ -n "$CPORT" ] || bad "a vanishing client did not get its 20 blocks"
+[ -n "$SPORT" ] && [ -n "$CPORT" ] || fail "a vanishing client did not get its 20 blocks"
 for _ in $(seq 450); do
 	grep -q ":$SPORT: 4m.bin dropped" "$W/server.log" && break
 	sleep 0.1
 done
 if grep -q ":$SPORT: 4m.bin dropped: no answer after $RETRIES retries" "$W/server.log"; then
-	ok "silent client: dropped after $RETRIES retries"
-else bad "silent client: transfer not dropped"; fi
+	pass "silent client: dropped after $RETRIES retries"
+else fail "silent client: transfer not dropped"; fi
 # Block 21's retransmissions that arrived (some are lost): the gaps grow.
 if awk 'NR > 1 { t[n++] = $1 } END {
 		if (n < 3) exit 1
 		for (i = 2; i < n; i++) if (t[i] - t[i-1] < (t[i-1] - t[i-2]) * 1.3) exit 1 }' silent.txt; then
-	ok "silent client: retransmissions back off ($(awk 'NR > 1 { printf "%s ", $1 }' silent.txt)s)"
+	pass "silent client: retransmissions back off ($(awk 'NR > 1 { printf "%s ", $1 }' silent.txt)s)"
 else
 	# A lost retransmission merges two gaps, which still grow: only too few is a failure.
-	[ "$(($(wc -l <silent.txt) - 1))" -ge 3 ] && ok "silent client: $(($(wc -l <silent.txt) - 1)) retransmissions" ||
-		bad "silent client: retransmissions $(tail -n +2 silent.txt | tr '\n' ' ')"
+	[ "$(($(wc -l <silent.txt) - 1))" -ge 3 ] && pass "silent client: $(($(wc -l <silent.txt) - 1)) retransmissions" ||
+		fail "silent client: retransmissions $(tail -n +2 silent.txt | tr '\n' ' ')"
 fi
 if grep -qE ":$CPORT: 4m.bin (aborted|dropped)" "$W/server.log"; then
-	ok "closed client: transfer ended ($(grep -oE ":$CPORT: 4m.bin (aborted|dropped)[^\"]*" "$W/server.log" | cut -d' ' -f3-))"
-else bad "closed client: transfer not ended"; fi
+	pass "closed client: transfer ended ($(grep -oE ":$CPORT: 4m.bin (aborted|dropped)[^\"]*" "$W/server.log" | cut -d' ' -f3-))"
+else fail "closed client: transfer not ended"; fi
 
 # Nothing alarming in the log: no warning, error or sanitizer report, and no
 # transfer aborted or dropped but the vanishing clients'.
@@ -215,8 +214,8 @@ alarm=$(grep -E "warn:|error:|ERROR|runtime error|Sanitizer|aborted|dropped|no A
 	grep -vE ":($SPORT|$CPORT): 4m.bin (aborted|dropped)" | grep -v "no ACK of the last block")
 nlast=$(grep -c "no ACK of the last block" "$W/server.log")
 [ "$nlast" -gt 0 ] && echo "# $nlast transfer(s) lost their final ACK (the client left with the file)"
-if [ -z "$alarm" ]; then ok "server log: nothing alarming"; else bad "server log: $alarm"; fi
-kill -0 "$SRV_PID" 2>/dev/null && ok "server alive" || bad "server died"
+if [ -z "$alarm" ]; then pass "server log: nothing alarming"; else fail "server log: $alarm"; fi
+kill -0 "$SRV_PID" 2>/dev/null && pass "server alive" || fail "server died"
 drops() { lab_exec "$1" nft list table inet tftploss | grep -oE 'packets [0-9]+' | head -1; }
 echo "# loss $LOSS % each way; dropped at the server: $(drops srv), at the client: $(drops c1); $((SECONDS - T0)) s"
 

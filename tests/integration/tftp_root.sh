@@ -34,9 +34,8 @@ stop_server() {
 }
 lab_on_exit 'stop_server; rm -rf "$W"'
 lab_trap
-FAILS=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+# shellcheck source=tests/integration/checks.sh
+source "$(dirname "$0")/checks.sh"
 
 lab_up 1 0 0 || { echo "FAIL: cannot build the lab"; exit 1; }
 SRV_IP=$(lab_ip srv)
@@ -84,35 +83,35 @@ ids_dropped() {
 DATA=$W/data
 start_server "$W/run1.log" --data-dir "$DATA" --set server.user=nobody
 if grep -q "running as nobody (uid $NOBODY_UID" "$W/run1.log"; then
-	ok "logs 'running as nobody (uid $NOBODY_UID ...)'"
-else bad "no 'running as nobody' line"; cat "$W/run1.log"; fi
-if r=$(ids_dropped "$SRV_PID"); then ok "/proc: every thread runs as nobody ($r)"
-else bad "/proc: a thread kept root"; grep -E '^(Uid|Gid|Groups)' /proc/"$SRV_PID"/status; fi
+	pass "logs 'running as nobody (uid $NOBODY_UID ...)'"
+else fail "no 'running as nobody' line"; cat "$W/run1.log"; fi
+if r=$(ids_dropped "$SRV_PID"); then pass "/proc: every thread runs as nobody ($r)"
+else fail "/proc: a thread kept root"; grep -E '^(Uid|Gid|Groups)' /proc/"$SRV_PID"/status; fi
 cd "$W/out" || exit 1
 lab_exec c1 timeout 60 tftp -m binary "$SRV_IP" 69 -c get kernel.bin got1 >/dev/null 2>&1
-cmp -s "$ROOT/kernel.bin" got1 && ok "tftp-hpa from c1 on port 69" || bad "tftp-hpa on port 69"
+cmp -s "$ROOT/kernel.bin" got1 && pass "tftp-hpa from c1 on port 69" || fail "tftp-hpa on port 69"
 lab_exec c1 timeout 60 atftp --option "blksize 1468" --option "windowsize 8" \
 	-g -r kernel.bin -l got2 "$SRV_IP" 69 >/dev/null 2>&1
-cmp -s "$ROOT/kernel.bin" got2 && ok "atftp windowsize 8 from c1 on port 69" || bad "atftp on port 69"
+cmp -s "$ROOT/kernel.bin" got2 && pass "atftp windowsize 8 from c1 on port 69" || fail "atftp on port 69"
 HPORT=$(cat "$W/port" 2>/dev/null)
 if lab_exec c1 curl -s -m 10 "http://$SRV_IP:$HPORT/api/v1/health" | grep -q '"status":"ok"'; then
-	ok "HTTP API health after the drop"
-else bad "HTTP API health"; fi
+	pass "HTTP API health after the drop"
+else fail "HTTP API health"; fi
 # A login writes its session to the database.
 if lab_exec c1 curl -s -m 10 -H 'Content-Type: application/json' \
 	-d '{"username":"admin","password":"admin-password-123"}' \
 	"http://$SRV_IP:$HPORT/api/v1/login" | grep -q '"token"'; then
-	ok "HTTP login (a database write) after the drop"
-else bad "HTTP login after the drop"; fi
+	pass "HTTP login (a database write) after the drop"
+else fail "HTTP login after the drop"; fi
 stop_server
 if [ "$(stat -c %U "$DATA")" = nobody ] && [ -z "$(find "$DATA" -path "$DATA/tftp" -prune -o ! -user nobody -print)" ]; then
-	ok "the data directory and everything start-up created in it belong to nobody"
-else bad "root-owned files in the data directory"; find "$DATA" ! -user nobody -ls; fi
+	pass "the data directory and everything start-up created in it belong to nobody"
+else fail "root-owned files in the data directory"; find "$DATA" ! -user nobody -ls; fi
 
 # 2. A restart over the existing directory.
 start_server "$W/run2.log" --data-dir "$DATA" --set server.user=nobody
-grep -q "running as nobody" "$W/run2.log" && ok "restart as nobody" || { bad "restart"; cat "$W/run2.log"; }
-ids_dropped "$SRV_PID" >/dev/null && ok "restart: ids dropped" || bad "restart: ids"
+grep -q "running as nobody" "$W/run2.log" && pass "restart as nobody" || { fail "restart"; cat "$W/run2.log"; }
+ids_dropped "$SRV_PID" >/dev/null && pass "restart: ids dropped" || fail "restart: ids"
 stop_server
 
 # 3. Start-up errors: exit 1 with a clear last line.
@@ -122,8 +121,8 @@ expect_error() {
 	shift 2
 	ip netns exec "$(lab_ns srv)" timeout 20 "$SERVER" --listen "$SRV_IP:0" --no-tls "$@" >"$W/err.log" 2>&1
 	rc=$?
-	if [ "$rc" = 1 ] && tail -1 "$W/err.log" | grep -q "$pat"; then ok "$what: exit 1, '$(tail -1 "$W/err.log" | cut -c1-90)...'"
-	else bad "$what: exit $rc"; cat "$W/err.log"; fi
+	if [ "$rc" = 1 ] && tail -1 "$W/err.log" | grep -q "$pat"; then pass "$what: exit 1, '$(tail -1 "$W/err.log" | cut -c1-90)...'"
+	else fail "$what: exit $rc"; cat "$W/err.log"; fi
 }
 expect_error "unknown user" "no user 'mlnosuch$$' on this system" --data-dir "$DATA" --set "server.user=mlnosuch$$"
 expect_error "unknown user, --check-config" "no user 'mlnosuch$$'" --set "server.user=mlnosuch$$" --check-config
@@ -140,7 +139,7 @@ start_server "$W/run3.log" --data-dir "$W/rootdata"
 for _ in $(seq 50); do grep -q "tftp: serving" "$W/run3.log" && break; sleep 0.1; done
 sleep 0.3
 grep -q "warn: running as root after binding port 69: set \[server\] user" "$W/run3.log" &&
-	ok "root without user on port 69: warning" || { bad "no warning"; cat "$W/run3.log"; }
+	pass "root without user on port 69: warning" || { fail "no warning"; cat "$W/run3.log"; }
 stop_server
 
 if [ "$FAILS" -ne 0 ]; then
