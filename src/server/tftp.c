@@ -48,6 +48,7 @@ struct tftp_xfer {
 	int done;
 	uint64_t size, total; /* bytes; blocks, the last one shorter than blksize */
 	uint64_t acked, sent; /* highest block index acknowledged and sent */
+	bool last_out;        /* the last block went out at least once */
 	uint16_t blksize, window;
 	uint64_t rto_base_ms, rto_ms, deadline_ms, started_ms;
 	unsigned tries;
@@ -115,6 +116,23 @@ static void tftp_xfer_fail(struct tftp_xfer *x, uint16_t code, const char *msg)
 	x->done = 1;
 }
 
+/*
+ * Logs the end of a transfer whose client stopped answering (why: the
+ * reason). When the last block went out, the lost packet may be the
+ * client's final ACK (RFC 1350 has no answer to it): the client may well
+ * have left with the whole file, so the log says so rather than "aborted".
+ */
+static void tftp_xfer_gone(struct tftp_xfer *x, const char *why)
+{
+	if (x->st == TFTP_ST_DATA && x->last_out)
+		log_info("tftp: %s: %s: no ACK of the last block (%s); the client may have left "
+		         "with the whole file",
+		         x->peer, x->name, why);
+	else
+		log_info("tftp: %s: %s %s", x->peer, x->name, why);
+	x->done = 1;
+}
+
 /* Sends block idx (1-based; its wire number wraps past 65535 to 0). */
 static int tftp_send_block(struct tftp *t, struct tftp_xfer *x, uint64_t idx)
 {
@@ -133,10 +151,15 @@ static int tftp_send_block(struct tftp *t, struct tftp_xfer *x, uint64_t idx)
 	/* A full socket buffer is a lost packet: the timeout sends it again. */
 	if (send(x->sock, t->buf, len, MSG_DONTWAIT) < 0 && errno != EAGAIN &&
 	    errno != EWOULDBLOCK && errno != ENOBUFS) {
-		log_info("tftp: %s: %s aborted: %s", x->peer, x->name, strerror(errno));
-		x->done = 1;
-		return -errno;
+		/* Most often the client's port is closed (ICMP): it left. */
+		int e = errno;
+		char why[96];
+		snprintf(why, sizeof(why), "aborted: %s", strerror(e));
+		tftp_xfer_gone(x, why);
+		return -e;
 	}
+	if (idx == x->total)
+		x->last_out = true;
 	return 0;
 }
 
@@ -200,23 +223,6 @@ static void tftp_on_ack(struct tftp *t, struct tftp_xfer *x, uint16_t b)
 		log_error("tftp: transfer in unknown state %d", (int)x->st);
 		x->done = 1;
 	}
-}
-
-/*
- * Logs the end of a transfer whose client stopped answering (why: the
- * reason). When the last block was sent, the lost packet may be the
- * client's final ACK (RFC 1350 has no answer to it): the client may well
- * have left with the whole file, so the log says so rather than "aborted".
- */
-static void tftp_xfer_gone(struct tftp_xfer *x, const char *why)
-{
-	if (x->st == TFTP_ST_DATA && x->sent == x->total)
-		log_info("tftp: %s: %s: no ACK of the last block (%s); the client may have left "
-		         "with the whole file",
-		         x->peer, x->name, why);
-	else
-		log_info("tftp: %s: %s %s", x->peer, x->name, why);
-	x->done = 1;
 }
 
 static void tftp_on_timeout(struct tftp *t, struct tftp_xfer *x)

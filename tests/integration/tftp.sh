@@ -31,9 +31,8 @@ cleanup() {
 	rm -rf "$W"
 }
 trap cleanup EXIT
-FAILS=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+# shellcheck source=tests/integration/checks.sh
+source "$(dirname "$0")/checks.sh"
 
 PORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ROOT=$W/root
@@ -61,7 +60,7 @@ grep -q "tftp: serving" "$W/server.log" || { cat "$W/server.log"; echo "FAIL: se
 # fetch NAME CLIENT ARGS... — fetches into out/, compares with root/NAME.
 check_copy() {
 	local what=$1 name=$2 out=$3
-	if cmp -s "$ROOT/$name" "$out"; then ok "$what $name"; else bad "$what $name (copy differs or missing)"; fi
+	if cmp -s "$ROOT/$name" "$out"; then pass "$what $name"; else fail "$what $name (copy differs or missing)"; fi
 	rm -f "$out"
 }
 cd "$W/out" || exit 1
@@ -91,24 +90,24 @@ check_copy "curl roll-over" big.bin got
 
 # Refusals through a real client: nothing is written, the exit status fails.
 if timeout 20 tftp -m binary 127.0.0.1 "$PORT" -c get ../outside.txt got 2>&1 | grep -q "Error code 2"; then
-	ok "tftp-hpa ../ refused (error 2)"
-else bad "tftp-hpa ../ not refused with error 2"; fi
+	pass "tftp-hpa ../ refused (error 2)"
+else fail "tftp-hpa ../ not refused with error 2"; fi
 rm -f got
 if timeout 20 tftp -m binary 127.0.0.1 "$PORT" -c get nope.bin got 2>&1 | grep -q "Error code 1"; then
-	ok "tftp-hpa missing file (error 1)"
-else bad "tftp-hpa missing file: no error 1"; fi
+	pass "tftp-hpa missing file (error 1)"
+else fail "tftp-hpa missing file: no error 1"; fi
 rm -f got
 echo hello >up.txt
 if timeout 20 tftp -m binary 127.0.0.1 "$PORT" -c put up.txt up.txt 2>&1 | grep -q "Error code 2"; then
-	ok "tftp-hpa put refused (error 2)"
-else bad "tftp-hpa put not refused"; fi
-[ ! -e "$ROOT/up.txt" ] || bad "put created a file"
-if timeout 20 curl -s -o got "tftp://127.0.0.1:$PORT/evil_abs"; then bad "curl got evil_abs"; else ok "curl evil_abs refused"; fi
+	pass "tftp-hpa put refused (error 2)"
+else fail "tftp-hpa put not refused"; fi
+[ ! -e "$ROOT/up.txt" ] || fail "put created a file"
+if timeout 20 curl -s -o got "tftp://127.0.0.1:$PORT/evil_abs"; then fail "curl got evil_abs"; else pass "curl evil_abs refused"; fi
 rm -f got
 
 # Raw requests (python3, standard library): error codes, OACK contents,
 # malformed input, retransmission and drop.
-PORT=$PORT ROOT=$ROOT $PY - <<'PYEOF' || FAILS=$((FAILS + 1))
+PORT=$PORT ROOT=$ROOT LOG=$W/server.log $PY - <<'PYEOF' || FAILS=$((FAILS + 1))
 import os, socket, struct, sys, time
 port = int(os.environ["PORT"]); root = os.environ["ROOT"]
 fails = 0
@@ -221,14 +220,49 @@ while True:
         s.sendto(struct.pack("!HH", 4, blk), addr)
 s.close()
 check(b"".join(blocks) == open(root + "/b1468x3.bin", "rb").read(), "windowsize 4 by hand: %d blocks" % len(blocks))
+
+# Clients that close their port: the server's next send meets the ICMP
+# refusal. One leaves with every block (its final ACK unsent): the log says
+# the last block went out; one leaves midway: the log says aborted.
+def leave(nblocks):
+    data, addr, s = first_reply(rrq(b"small.bin", opts=[(b"windowsize", b"4"), (b"blksize", b"512")]))
+    me = s.getsockname()[1]
+    s.sendto(struct.pack("!HH", 4, 0), addr)
+    got = 0
+    while got < nblocks:
+        try:
+            d, a = s.recvfrom(70000)
+        except socket.timeout:
+            break
+        got = struct.unpack("!H", d[2:4])[0]
+        if got == 4 and nblocks > 4:
+            s.sendto(struct.pack("!HH", 4, 4), addr)
+    s.close()
+    return me, got
+def log_line(port, timeout=5):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for line in open(os.environ["LOG"], errors="replace"):
+            if ":%d: small.bin" % port in line and ("aborted" in line or "dropped" in line):
+                return line.strip()
+        time.sleep(0.1)
+    return ""
+me, got = leave(6)
+line = log_line(me)
+check(got == 6 and "no ACK of the last block (aborted: Connection refused)" in line,
+      "a client gone after the last block: logged as such (%r)" % line)
+me, got = leave(2)
+line = log_line(me)
+check(got == 2 and "small.bin aborted: Connection refused" in line,
+      "a client gone midway: aborted (%r)" % line)
 sys.exit(1 if fails else 0)
 PYEOF
 
 # Still serving after all that.
 timeout 30 tftp -m binary 127.0.0.1 "$PORT" -c get small.bin got >/dev/null 2>&1
 check_copy "after hostile input, tftp-hpa" small.bin got
-kill -0 "$SRV_PID" 2>/dev/null && ok "server alive" || bad "server died"
-grep -q "tftp: .*refused" "$W/server.log" && ok "refusals logged" || bad "refusals not logged"
+kill -0 "$SRV_PID" 2>/dev/null && pass "server alive" || fail "server died"
+grep -q "tftp: .*refused" "$W/server.log" && pass "refusals logged" || fail "refusals not logged"
 
 if [ "$FAILS" -ne 0 ]; then
 	echo "--- server log (tail)"; tail -40 "$W/server.log"
