@@ -49,8 +49,9 @@ PACKAGES=(
 	tftp-hpa atftp
 	# Network boot: iPXE's loaders (mlserver serves undionly.kpxe and ipxe.efi
 	# over TFTP), QEMU to PXE-boot test machines (tests/integration/netboot_e2e.sh),
-	# dnsmasq as their DHCP server.
-	ipxe qemu-system-x86 dnsmasq-base
+	# OVMF (UEFI firmware) for the one that boots as a UEFI PC, dnsmasq as
+	# their DHCP server.
+	ipxe qemu-system-x86 ovmf dnsmasq-base
 	# The TFTP server bench/tftp-vs-tftpd-hpa compares with: it runs
 	# /usr/sbin/in.tftpd -L itself on its own port. Debian's package also
 	# installs a system service on port 69 (seen stopped on the test machine,

@@ -139,12 +139,19 @@ static bool boot_opt_ok(const char *s)
 static int boot_stage1_at(const char *prelude, const char *base, char *out, size_t outsz)
 {
 	struct boot_sb b = {out, outsz, 0, outsz == 0};
+	/*
+	 * A machine script that leaves network boot sets ${mlexit} and exits
+	 * with it; the first stage passes it on, so that iPXE ends with an
+	 * error and a UEFI firmware tries its next boot entry (a success
+	 * would stop in its boot menu).
+	 */
 	boot_put(&b,
 	         "#!ipxe\n"
 	         "# Microlinux network boot, first stage: fetch this machine's own script.\n"
 	         "%s"
 	         ":again\n"
 	         "chain %s/boot/${netX/mac:hexhyp} && goto done ||\n"
+	         "isset ${mlexit} && exit ${mlexit} ||\n"
 	         "echo Microlinux: the boot server did not answer; trying again in 10 seconds\n"
 	         "sleep 10\n"
 	         "goto again\n"
@@ -202,13 +209,14 @@ int boot_script(const struct boot_script_in *in, char *out, size_t outsz)
 	if (in->mode == BOOT_LOCAL) {
 		/*
 		 * BIOS: hand over to the first hard disk; UEFI (or a failed
-		 * sanboot): leave iPXE, so the firmware tries its next boot
-		 * entry.
+		 * sanboot): leave iPXE with an error, so the firmware tries its
+		 * next boot entry (the first stage passes ${mlexit} on).
 		 */
 		boot_put(&b, "iseq ${platform} efi && goto leave ||\n"
 		             "sanboot --no-describe --drive 0x80 ||\n"
 		             ":leave\n"
-		             "exit 0\n");
+		             "set mlexit 1\n"
+		             "exit 1\n");
 		return boot_finish(&b);
 	}
 	const char *files = in->base;

@@ -25,9 +25,9 @@ static void check(int ok)
 /* Each line must start with one of the words the builder writes. */
 static void check_lines(const char *s)
 {
-	static const char *const starts[] = {"#",     "echo ",    "kernel ", "initrd ",
-	                                     "boot ", ":",        "sleep ",  "chain ",
-	                                     "iseq ", "sanboot ", "exit ",   NULL};
+	static const char *const starts[] = {
+	    "#",      "echo ", "kernel ",  "initrd ",     "boot ", ":",      "sleep ",
+	    "chain ", "iseq ", "sanboot ", "set mlexit ", "exit ", "isset ", NULL};
 	while (*s) {
 		int ok = 0;
 		for (int i = 0; starts[i]; i++)

@@ -108,7 +108,7 @@ def main():
           and b"set mlboot ${proxydhcp/next-server}" in data
           and b"set mlboot ${next-server}" in data and b"set mlboot ${pxebs/next-server}" in data,
           "TFTP boot.ipxe: the first stage at the (proxy) DHCP's next-server", (rc, data))
-    for name in ("undionly.kpxe", "ipxe.efi"):
+    for name in ("undionly.kpxe", "ipxe.efi", "snponly.efi"):
         rc, data = tftp(name)
         with open("/usr/lib/ipxe/" + name, "rb") as f:
             want = f.read()

@@ -6,21 +6,25 @@
 #         boot.ipxe over TFTP and plain PXE ROMs at undionly.kpxe;
 #   sw    the switch; two QEMU machines (TCG) with a tap port each.
 #
-# Both machines PXE-boot with the iPXE ROM of their virtio NIC: DHCP, then
-# boot.ipxe from mlserver's TFTP (the first stage, built in), then their own
-# script over HTTP, chosen by MAC, then the minimal client OS (kernel and
-# initramfs over HTTP). Its mlagent enrolls with the token the script
-# carries, and both machines show online through the API. The time from
-# QEMU's start to each agent online is printed (NETBOOT: lines).
+# pc1 is a BIOS PC that PXE-boots with the iPXE ROM of its virtio NIC: DHCP,
+# then boot.ipxe from mlserver's TFTP (the first stage, built in). pc2 is a
+# UEFI PC (OVMF) whose NIC has no option ROM: the firmware's own PXE client
+# fetches snponly.efi (built in, from Debian's ipxe) over TFTP, and iPXE then
+# fetches boot.ipxe. Both then get their own script over HTTP, chosen by
+# MAC, then the minimal client OS (kernel and initramfs over HTTP; pc2's
+# kernel starts through its EFI stub). Its mlagent enrolls with the token
+# the script carries, and both machines show online through the API. The
+# time from QEMU's start to each agent online is printed (NETBOOT: lines).
 #
 # Then a boot mode: pc2 is set to "local"; started again, it fetches its
-# script, which leaves network boot for the local disk (there is none
-# here), as the server's log and the machine's record show.
+# script, which leaves iPXE with an error, so that the firmware goes on with
+# its next boot entry (there is no disk here), as the console, the server's
+# log and the machine's record show.
 #
 # Last, the site's DHCP server knows nothing of network boot (dnsmasq in
 # another namespace, addresses only) and dnsmasq in proxy-DHCP mode beside
-# it gives the boot information (docs/netboot.md's example): pc1 boots
-# again, up to its agent.
+# it gives the boot information (docs/netboot.md's example): pc1 (BIOS) and
+# pc2 (UEFI, back to the default mode) boot again, up to their agents.
 #
 # The minimal profile is built with image/build.sh (a Debian kernel
 # package is downloaded once into IMAGE_CACHE, default build-image/cache)
@@ -38,6 +42,9 @@ lab_require_cmds qemu-system-x86_64 dnsmasq
 [ -e /dev/net/tun ] || { echo "SKIP: needs /dev/net/tun for QEMU's tap ports"; exit 77; }
 [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || [ -e /usr/lib/ipxe/qemu/pxe-virtio.rom ] ||
   { echo "SKIP: needs iPXE's QEMU ROMs (Debian: ipxe-qemu)"; exit 77; }
+OVMF=/usr/share/OVMF
+[ -e "$OVMF/OVMF_CODE_4M.fd" ] && [ -e "$OVMF/OVMF_VARS_4M.fd" ] ||
+  { echo "SKIP: needs OVMF, the UEFI firmware for QEMU (Debian: ovmf)"; exit 77; }
 # A sanitizer build's mlagent would drag libasan into the initramfs and run
 # slowly under TCG; like image_minimal, the boot test belongs to the normal
 # tree (the server's boot code runs under the sanitizers in api_boot).
@@ -100,7 +107,7 @@ dhcp-userclass=set:ipxe,iPXE
 dhcp-match=set:efi64,option:client-arch,7
 dhcp-match=set:efi64,option:client-arch,9
 dhcp-boot=tag:ipxe,boot.ipxe,,$DL_ADDR
-dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,$DL_ADDR
+dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi,,$DL_ADDR
 dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,$DL_ADDR
 log-dhcp
 EOF
@@ -111,17 +118,36 @@ check "dnsmasq runs" kill -0 "$DL_PID"
 
 # ---- two QEMU machines on the switch ----
 SW=$(lab_ns sw)
-qemu_start() { # NAME MAC TAP
+qemu_start() { # NAME MAC TAP bios|uefi
+  local fw=() nic="virtio-net-pci,netdev=n0,mac=$2"
+  if [ "$4" = uefi ]; then
+    # UEFI firmware with its variables in a copy; no option ROM on the NIC,
+    # so the firmware's own PXE client boots, as on most UEFI PCs.
+    cp "$OVMF/OVMF_VARS_4M.fd" "$DL_W/$1.vars"
+    fw=(-machine "q35,accel=tcg"
+      -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF/OVMF_CODE_4M.fd"
+      -drive "if=pflash,format=raw,unit=1,file=$DL_W/$1.vars")
+    nic+=",romfile="
+  else
+    fw=(-machine "pc,accel=tcg")
+  fi
   ip netns exec "$SW" ip tuntap add dev "$3" mode tap
   ip netns exec "$SW" ip link set "$3" master br0 up
-  dl_spawn "qemu-$1" sw qemu-system-x86_64 -machine pc,accel=tcg -m 512 -smp 1 \
+  dl_spawn "qemu-$1" sw qemu-system-x86_64 "${fw[@]}" -m 512 -smp 1 \
     -display none -monitor none -serial "file:$DL_W/$1.serial" -no-reboot \
-    -netdev "tap,id=n0,ifname=$3,script=no,downscript=no" \
-    -device "virtio-net-pci,netdev=n0,mac=$2" -boot n
+    -netdev "tap,id=n0,ifname=$3,script=no,downscript=no" -device "$nic" -boot n
+}
+qemu_stop() { # NAME TAP
+  local pid
+  pid=$(cat "$DL_W/qemu-$1.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  ip netns exec "$SW" ip link del "$2" 2>/dev/null || true
+  rm -f "$DL_W/$1.serial"
 }
 T0=$SECONDS
-qemu_start pc1 "$MAC1" "nbt1-$$"
-qemu_start pc2 "$MAC2" "nbt2-$$"
+qemu_start pc1 "$MAC1" "nbt1-$$" bios
+qemu_start pc2 "$MAC2" "nbt2-$$" uefi
 
 # Each machine's time from QEMU's start to its agent online.
 declare -A ONLINE=([pc1]="" [pc2]="")
@@ -150,6 +176,13 @@ check "pc1's script chosen by MAC" has "$log" "pc1 ($MAC1) boots microlinux"
 check "pc2's script chosen by MAC" has "$log" "pc2 ($MAC2) boots microlinux"
 check "pc1's console: iPXE, then the client OS" has "$s1" "microlinux: "
 check "pc1's console: the agent started" has "$s1" "mlagent"
+s2=$(cat "$DL_W/pc2.serial" 2>/dev/null || true)
+check "dnsmasq offered snponly.efi to the UEFI firmware" has "$(cat "$DL_W/dnsmasq.log")" "snponly.efi"
+check "pc2 (UEFI): its firmware's PXE client started" has "$s2" "Start PXE over IPv4"
+check "pc2 (UEFI): TFTP served snponly.efi (built in)" has "$log" "tftp: .*snponly.efi sent"
+check "pc2 (UEFI): iPXE fetched its script" has "$s2" "/boot/52-54-00-99-00-02... ok"
+check "pc2 (UEFI): the kernel started through its EFI stub" has "$s2" "efi: EFI v"
+check "pc2's console: the agent started" has "$s2" "microlinux: mlagent started"
 id1=$(dl_machine_id pc1)
 b1=$(dl_api GET "/machines/$id1/boot")
 check "pc1's last boot recorded" eq "$(jq -r .last_boot_mode <<<"$b1")" microlinux
@@ -160,16 +193,18 @@ check "pc1 enrolled as the registered machine (by MAC)" has "$inv" '"machine":"p
 id2=$(dl_machine_id pc2)
 dl_api PUT "/machines/$id2/boot" '{"mode": "local"}' >/dev/null
 check "pc2 set to local" eq "$(dl_status)" 200
-pid2=$(cat "$DL_W/qemu-pc2.pid")
-kill -TERM "$pid2" 2>/dev/null || true
-for _ in $(seq 50); do kill -0 "$pid2" 2>/dev/null || break; sleep 0.1; done
-ip netns exec "$SW" ip link del "nbt2-$$" 2>/dev/null || true
-qemu_start pc2 "$MAC2" "nbt3-$$"
+qemu_stop pc2 "nbt2-$$"
+qemu_start pc2 "$MAC2" "nbt3-$$" uefi
 lab_wait_file "$DL_W/server.log" 180 "pc2 \($MAC2\) boots local" || true
 check "pc2's script is local now" has "$(cat "$DL_W/server.log")" "pc2 ($MAC2) boots local"
 r2=$(dl_api GET "/machines/$id2/boot")
 check "pc2's record: last boot local (machine setting)" \
   eq "$(jq -r '.last_boot_mode + " " + .why' <<<"$r2")" "local machine setting"
+# UEFI: iPXE ends with an error, and the firmware goes on with its next boot
+# entry (a success would stop in its boot menu).
+left_ipxe() { sed -n '/boots its local disk/,$p' "$DL_W/pc2.serial" | grep -qa "BdsDxe: failed to start Boot"; }
+lab_wait 60 left_ipxe || true
+check "pc2 (UEFI): iPXE left with an error, to the firmware's next boot entry" left_ipxe
 
 # ---- dnsmasq as proxy-DHCP beside a site DHCP server that knows nothing of PXE ----
 kill -TERM "$(cat "$DL_W/dnsmasq.pid")" 2>/dev/null || true
@@ -190,26 +225,35 @@ bind-interfaces
 dhcp-range=$LAB_NET.0,proxy
 dhcp-userclass=set:ipxe,iPXE
 pxe-service=tag:!ipxe,x86PC,"Microlinux",undionly.kpxe,$DL_ADDR
-pxe-service=tag:!ipxe,x86-64_EFI,"Microlinux",ipxe.efi,$DL_ADDR
+pxe-service=tag:!ipxe,x86-64_EFI,"Microlinux",snponly.efi,$DL_ADDR
 pxe-service=tag:ipxe,x86PC,"Microlinux",boot.ipxe,$DL_ADDR
 pxe-service=tag:ipxe,x86-64_EFI,"Microlinux",boot.ipxe,$DL_ADDR
 log-dhcp
 EOF
 dl_spawn proxy srv dnsmasq --keep-in-foreground --no-resolv --no-hosts --log-facility=- \
   --conf-file="$DL_W/proxy.conf" --pid-file="$DL_W/proxy.pidfile"
-pid1=$(cat "$DL_W/qemu-pc1.pid")
-kill -TERM "$pid1" 2>/dev/null || true
-for _ in $(seq 50); do kill -0 "$pid1" 2>/dev/null || break; sleep 0.1; done
-ip netns exec "$SW" ip link del "nbt1-$$" 2>/dev/null || true
-rm -f "$DL_W/pc1.serial"
+dl_api PUT "/machines/$id2/boot" '{"mode": null}' >/dev/null
+check "pc2 back to the default mode" eq "$(dl_status)" 200
+qemu_stop pc1 "nbt1-$$"
+qemu_stop pc2 "nbt3-$$"
+efi_sent=$(grep -c "tftp: .*snponly.efi sent" "$DL_W/server.log")
 T1=$SECONDS
-qemu_start pc1 "$MAC1" "nbt4-$$"
-lab_wait_file "$DL_W/pc1.serial" "${NETBOOT_WAIT:-420}" "microlinux: mlagent started" || true
-echo "NETBOOT: pc1 through proxy-DHCP: QEMU start to its agent started: $((SECONDS - T1)) s"
-check "proxy-DHCP: pc1 booted again, up to its agent" has "$(cat "$DL_W/pc1.serial")" "microlinux: mlagent started"
-check "proxy-DHCP: the site's DHCP server gave pc1 its address" has "$(cat "$DL_W/site-dhcp.leases")" "$MAC1"
+qemu_start pc1 "$MAC1" "nbt4-$$" bios
+qemu_start pc2 "$MAC2" "nbt5-$$" uefi
+for m in pc1 pc2; do
+  lab_wait_file "$DL_W/$m.serial" "${NETBOOT_WAIT:-420}" "microlinux: mlagent started" || true
+  echo "NETBOOT: $m through proxy-DHCP: QEMU start to its agent started: $((SECONDS - T1)) s"
+  check "proxy-DHCP: $m booted again, up to its agent" has "$(cat "$DL_W/$m.serial")" "microlinux: mlagent started"
+done
+leases=$(cat "$DL_W/site-dhcp.leases")
+check "proxy-DHCP: the site's DHCP server gave pc1 its address" has "$leases" "$MAC1"
+check "proxy-DHCP: the site's DHCP server gave pc2 its address" has "$leases" "$MAC2"
 check "proxy-DHCP: dnsmasq answered as a proxy" has "$(cat "$DL_W/proxy.log")" "proxy"
+check "proxy-DHCP: pc2's firmware fetched snponly.efi again" \
+  eq "$(grep -c "tftp: .*snponly.efi sent" "$DL_W/server.log")" $((efi_sent + 1))
 check "proxy-DHCP: pc1 fetched its script a second time" \
   eq "$(grep -c "pc1 ($MAC1) boots microlinux" "$DL_W/server.log")" 2
+check "proxy-DHCP: pc2 fetched its microlinux script a second time" \
+  eq "$(grep -c "pc2 ($MAC2) boots microlinux" "$DL_W/server.log")" 2
 
 dl_summary

@@ -124,7 +124,8 @@ static void test_scripts(void **state)
 	assert_true(boot_script(&in, out, sizeof(out)) > 0);
 	assert_null(strstr(out, "kernel"));
 	assert_non_null(strstr(out, "sanboot --no-describe --drive 0x80"));
-	assert_non_null(strstr(out, "exit 0"));
+	/* Leaving with an error, passed on by the first stage: UEFI tries its next entry. */
+	assert_non_null(strstr(out, ":leave\nset mlexit 1\nexit 1\n"));
 
 	/* A name that is not a safe argument is left out, and echoed harmlessly. */
 	in = script_in(BOOT_MICROLINUX);
@@ -152,6 +153,8 @@ static void test_scripts(void **state)
 	n = boot_stage1("http://10.0.0.1:8070", out, sizeof(out));
 	assert_true(n > 0);
 	assert_non_null(strstr(out, "chain http://10.0.0.1:8070/boot/${netX/mac:hexhyp}"));
+	/* A script that leaves network boot ends the first stage with its status. */
+	assert_non_null(strstr(out, " && goto done ||\nisset ${mlexit} && exit ${mlexit} ||\n"));
 	assert_int_equal(boot_stage1("http://x y", out, sizeof(out)), -EINVAL);
 	assert_int_equal(boot_stage1("http://x", out, 10), -ENOSPC);
 }
