@@ -93,26 +93,17 @@ static int agent_token(const struct acfg *c, char tok[CRED_TOKEN_LEN + 1], char 
 		           c->data_dir);
 		return -ENOENT;
 	}
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc = fio_read_file(c->enroll_token_file, 4096, &buf, &len);
-	if (rc < 0) {
+	int n = fio_read_line(c->enroll_token_file, tok, CRED_TOKEN_LEN + 1);
+	if (n < 0 && n != -ENAMETOOLONG) {
 		log_seterr(err, errsz, "enroll_token_file %s: %s", c->enroll_token_file,
-		           strerror(-rc));
-		return rc;
+		           strerror(-n));
+		return n;
 	}
-	size_t n = 0;
-	while (n < len && buf[n] != '\n' && buf[n] != '\r')
-		n++;
-	if (!cred_token_ok((const char *)buf, n, "mle_")) {
+	if (n < 0 || !cred_token_ok(tok, (size_t)n, "mle_")) {
 		log_seterr(err, errsz, "enroll_token_file %s: expected mle_ and 64 hex digits",
 		           c->enroll_token_file);
-		free(buf);
 		return -EINVAL;
 	}
-	memcpy(tok, buf, n);
-	tok[n] = '\0';
-	free(buf);
 	return 0;
 }
 

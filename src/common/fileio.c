@@ -150,6 +150,27 @@ out:
 	return ret;
 }
 
+int fio_read_line(const char *path, char *out, size_t outsz)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0, n = 0;
+	int rc = fio_read_file(path, 4096, &buf, &len);
+	if (rc < 0)
+		return rc;
+	while (n < len && buf[n] != '\n' && buf[n] != '\r' && buf[n] != '\0')
+		n++;
+	if (n >= outsz) {
+		rc = -ENAMETOOLONG;
+	} else {
+		memcpy(out, buf, n);
+		out[n] = '\0';
+		rc = (int)n;
+	}
+	memset(buf, 0, len);
+	free(buf);
+	return rc;
+}
+
 int fio_write_file_atomic(const char *path, const void *p, size_t n, unsigned mode)
 {
 	char tmp[4096], dir[4096];

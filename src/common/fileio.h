@@ -30,6 +30,15 @@ bool fio_all_zero(const void *p, size_t n);
 int fio_read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
 
 /*
+ * Reads the first line of a small file (at most 4 KiB), such as a password
+ * or token file, into out (outsz bytes, NUL included). The line ends at
+ * '\n', '\r', a NUL byte or the end of the file. Returns its length,
+ * -ENAMETOOLONG when it does not fit in out, or fio_read_file's errors. The
+ * bytes read are wiped before they are freed.
+ */
+int fio_read_line(const char *path, char *out, size_t outsz);
+
+/*
  * Replaces path with exactly p (n bytes) so that a crash leaves either the
  * old or the new content: a temporary file in the same directory, fsync,
  * rename, fsync of the directory. mode is the new file's mode (e.g. 0600).

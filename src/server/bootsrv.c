@@ -87,25 +87,18 @@ static void bootsrv_server_url(const struct bootsrv *b, const char *host, char *
 static int bootsrv_token_read(const char *path, char tok[AUTH_SECRET_LEN + 1], char *err,
                               size_t errsz)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc = fio_read_file(path, 4096, &buf, &len);
-	if (rc < 0) {
-		snprintf(err, errsz, "[boot] enroll_token_file %s: %s", path, strerror(-rc));
-		return rc;
+	int n = fio_read_line(path, tok, AUTH_SECRET_LEN + 1);
+	if (n < 0 && n != -ENAMETOOLONG) {
+		snprintf(err, errsz, "[boot] enroll_token_file %s: %s", path, strerror(-n));
+		return n;
 	}
-	char *s = (char *)buf;
-	s[strcspn(s, "\r\n")] = '\0';
-	if (!auth_secret_wellformed(s, "mle_")) {
+	if (n < 0 || !auth_secret_wellformed(tok, "mle_")) {
 		snprintf(err, errsz,
 		         "[boot] enroll_token_file %s: its first line is not an enrollment token "
 		         "(mle_ and 64 hex digits; mlctl enroll-token create)",
 		         path);
-		free(buf);
 		return -EINVAL;
 	}
-	snprintf(tok, AUTH_SECRET_LEN + 1, "%s", s);
-	free(buf);
 	return 0;
 }
 

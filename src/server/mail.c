@@ -671,24 +671,13 @@ static void mail_url_shown(const char *url, char *out, size_t size)
 /* Reads the first line of the password file into pw. Returns 0 or -errno with a reason. */
 static int mail_read_password(const char *path, char *pw, size_t size, char *err, size_t errsz)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0, n = 0;
-	int rc = fio_read_file(path, 4096, &buf, &len);
-
-	if (rc < 0)
-		return mail_fail(rc, err, errsz, "[mail] password_file %.300s: %s", path,
-		                 strerror(-rc));
-	while (n < len && buf[n] != '\n' && buf[n] != '\r' && buf[n] != '\0')
-		n++;
-	if (n >= size) {
-		free(buf);
+	int n = fio_read_line(path, pw, size);
+	if (n == -ENAMETOOLONG)
 		return mail_fail(-EINVAL, err, errsz, "[mail] password_file %.300s: too long",
 		                 path);
-	}
-	memcpy(pw, buf, n);
-	pw[n] = '\0';
-	memset(buf, 0, len);
-	free(buf);
+	if (n < 0)
+		return mail_fail(n, err, errsz, "[mail] password_file %.300s: %s", path,
+		                 strerror(-n));
 	return 0;
 }
 

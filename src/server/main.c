@@ -76,26 +76,17 @@ static void main_usage(FILE *f)
 /* Reads the first line of path (at most 1 KiB) as the admin password. */
 static int main_read_password(const char *path, char *pw, size_t pwsz, char *err, size_t errsz)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc = fio_read_file(path, 4096, &buf, &len);
-	if (rc < 0) {
-		snprintf(err, errsz, "--admin-password-file %s: %s", path, strerror(-rc));
-		return rc;
+	int n = fio_read_line(path, pw, pwsz);
+	if (n < 0 && n != -ENAMETOOLONG) {
+		snprintf(err, errsz, "--admin-password-file %s: %s", path, strerror(-n));
+		return n;
 	}
-	size_t n = 0;
-	while (n < len && buf[n] != '\n' && buf[n] != '\r' && buf[n] != '\0')
-		n++;
-	if (n < AUTH_PASSWORD_MIN || n >= pwsz) {
+	if (n < AUTH_PASSWORD_MIN) {
 		snprintf(err, errsz,
 		         "--admin-password-file %s: the password must be %d to %zu bytes", path,
 		         AUTH_PASSWORD_MIN, pwsz - 1);
-		free(buf);
 		return -EINVAL;
 	}
-	memcpy(pw, buf, n);
-	pw[n] = '\0';
-	free(buf);
 	return 0;
 }
 

@@ -7,7 +7,7 @@
 #   lab_up 4 1gbit 1            # the LAN (lab.sh): srv 10.99.0.1, c1..c4 10.99.0.11..
 #   dl_sink                     # an SMTP sink (python3-aiosmtpd) in srv, port 2525
 #   dl_server [CONFIG_LINES]    # mlserver in srv, with an admin token in $DL_TOKEN
-#   dl_enroll_token             # an enrollment token in $DL_ETOKEN
+#   dl_enroll_token             # an enrollment token in $DL_ETOKEN and $DL_W/enroll-token
 #   dl_agent_start c1 pc1 [ARGS...]   # mlagent in host c1 as machine pc1
 #   dl_wait_online pc1 pc2 ...  # until their agents are online
 #   dl_image FILE NAME          # import a version; its id in $DL_VERSION, image in $DL_IMAGE
@@ -194,10 +194,12 @@ dl_ctl() {
     MLCTL_CONFIG="$DL_W/mlctl.conf" "$MLCTL" "$@"
 }
 
-# dl_enroll_token — $DL_ETOKEN, an enrollment token for the lab's agents.
+# dl_enroll_token — $DL_ETOKEN, an enrollment token for the lab's agents, also in $DL_W/enroll-token.
 dl_enroll_token() {
   DL_ETOKEN=$(dl_api POST /enroll-tokens '{"name": "lab"}' | jq -r .token)
   [ -n "$DL_ETOKEN" ] && [ "$DL_ETOKEN" != null ] || { dl_log "no enrollment token: $(cat "$DL_W/api.body")"; return 1; }
+  # The agents read it from a file, as a site's would (--enroll-token-file).
+  printf '%s\n' "$DL_ETOKEN" >"$DL_W/enroll-token"
 }
 
 # dl_agent_start HOST NAME [ARGS...] — mlagent in HOST as machine NAME, its
@@ -206,7 +208,7 @@ dl_agent_start() {
   local host=$1 name=$2; shift 2
   mkdir -p "$DL_W/agent-$name"
   dl_spawn "agent-$name" "$host" "$MLAGENT" --server "$DL_URL" --data-dir "$DL_W/agent-$name" \
-    --name "$name" --enroll-token "$DL_ETOKEN" --fingerprint "$DL_FP" --interface "$DL_IF" \
+    --name "$name" --enroll-token-file "$DL_W/enroll-token" --fingerprint "$DL_FP" --interface "$DL_IF" \
     --config /dev/null "$@"
   eval "DL_AGENT_PID_${name//-/_}=$DL_PID"
 }

@@ -134,12 +134,60 @@ static void test_read_file(void **state)
 	assert_int_equal(fio_read_file("/nonexistent/x", 4096, &buf, &len), -ENOENT);
 }
 
+static void put_file(const char *path, const char *text, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(fio_write_all(fd, text, n), 0);
+	close(fd);
+}
+
+/* First lines of secret files: every line end, too long, empty, missing. */
+static void test_read_line(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/test_fileio.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	char out[8];
+	static const struct {
+		const char *text;
+		size_t n;
+		int want;
+		const char *line;
+	} cases[] = {
+	    {"secret\nnext\n", 12, 6, "secret"},
+	    {"secret\r\n", 8, 6, "secret"},
+	    {"secret", 6, 6, "secret"},
+	    {"sec\0ret\n", 8, 3, "sec"},
+	    {"", 0, 0, ""},
+	    {"\nsecret\n", 8, 0, ""},
+	    {"1234567", 7, 7, "1234567"},
+	    {"12345678\n", 9, -ENAMETOOLONG, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		put_file(path, cases[i].text, cases[i].n);
+		memset(out, 'x', sizeof(out));
+		assert_int_equal(fio_read_line(path, out, sizeof(out)), cases[i].want);
+		if (cases[i].line)
+			assert_string_equal(out, cases[i].line);
+	}
+	static char big[5000];
+	memset(big, 'a', sizeof(big));
+	put_file(path, big, sizeof(big));
+	assert_int_equal(fio_read_line(path, out, sizeof(out)), -EFBIG);
+	unlink(path);
+	assert_int_equal(fio_read_line(path, out, sizeof(out)), -ENOENT);
+	assert_int_equal(fio_read_line("/tmp", out, sizeof(out)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_write_then_read), cmocka_unit_test(test_read_file),
 	    cmocka_unit_test(test_bad_fd),          cmocka_unit_test(test_all_zero),
-	    cmocka_unit_test(test_clone_range),
+	    cmocka_unit_test(test_clone_range),     cmocka_unit_test(test_read_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
