@@ -4,6 +4,7 @@ temporary data directory and talk to it over HTTPS with the standard library.
 Each test script imports this, builds a Server, and calls check() for every
 assertion; the process exits 1 when any check failed (meson counts it).
 """
+import atexit
 import http.client
 import json
 import os
@@ -65,10 +66,25 @@ class Response:
         return f"<{self.status} {self.raw[:300]!r}>"
 
 
+# Every Server made, stopped and removed at exit even when a test dies of
+# an exception before its own cleanup (no mlserver is left running).
+_servers = []
+
+
+@atexit.register
+def _cleanup_servers():
+    for s in _servers:
+        try:
+            s.cleanup()
+        except Exception as e:  # keep cleaning the others
+            print(f"apilib: cleanup of {s.dir}: {e}", file=sys.stderr)
+
+
 class Server:
     """A running mlserver. Use as a context manager, or call stop()."""
 
     def __init__(self, data_dir=None, extra_args=(), config=None, env=None):
+        _servers.append(self)
         self.own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix=f"mlapi{os.getpid()}-")
         self.extra_args = list(extra_args)
